@@ -1,0 +1,30 @@
+"""logferry: follow many growing log files and ship every complete line, in order and at least once.
+
+The public API for plugins and embedding programs::
+
+    import logferry
+
+    @logferry.hookimpl
+    def logferry_sink_schemes():
+        return ["mine"]
+"""
+
+__version__ = "0.1.0"
+
+from .batch import Batch  # noqa: E402
+from .errors import ConfigError, LogferryError, SinkError  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+from .settings import Settings, SinkSpec  # noqa: E402
+from .sink import Sink  # noqa: E402
+
+__all__ = [
+    "Batch",
+    "ConfigError",
+    "LogferryError",
+    "Settings",
+    "Sink",
+    "SinkError",
+    "SinkSpec",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,55 @@
+"""The unit that travels from a tailer to every sink: complete lines of one file, with their offsets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Complete lines read from one file, in file order.
+
+    ``data`` holds the lines back to back, each ending in ``b"\\n"``. Sinks that only move bytes
+    (the raw file sink) write ``data`` as it is, without touching each line; sinks that need records
+    iterate :meth:`records`.
+
+    ``offset``/``end`` are byte offsets in the file: the first line starts at ``offset`` and the file's
+    checkpoint moves to ``end`` once every sink has acknowledged the batch. A line longer than the
+    configured maximum arrives alone in its batch, cut and newline-terminated, so ``end - offset`` may
+    differ from ``len(data)`` by that newline (or by skipped bytes).
+    """
+
+    path: str
+    """The file's path when the lines were read (a rotated file keeps its identity, not its name)."""
+    file_id: str
+    """Stable identity of the file: the same across renames and restarts, new after a truncation."""
+    offset: int
+    end: int
+    data: bytes | memoryview
+    read_at: float = field(default_factory=time.time)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def lines(self) -> list[bytes]:
+        """Each line as bytes, newline included."""
+        return bytes(self.data).splitlines(keepends=True)
+
+    def records(self) -> Iterator[tuple[int, bytes]]:
+        """``(offset, line)`` for each line, the line without its newline.
+
+        The offset is the line's byte position in the file; with :attr:`file_id` it names the line
+        uniquely and identically on every re-delivery (see :meth:`line_id`).
+        """
+        offset = self.offset
+        lines = bytes(self.data).split(b"\n")
+        lines.pop()  # data ends with a newline: the last piece is empty
+        for line in lines:
+            yield offset, line
+            offset += len(line) + 1
+
+    def line_id(self, offset: int) -> str:
+        """The identifier of the line starting at ``offset``: stable across re-deliveries."""
+        return f"{self.file_id}:{offset}"

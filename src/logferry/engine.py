@@ -1,0 +1,238 @@
+"""The engine: discovery → tailers → batches → sinks → acknowledgements → checkpoints.
+
+``Engine`` is the Python API the CLI is a thin shell over; embed it in any asyncio program::
+
+    engine = Engine(Settings(paths=["/var/log/app/*.log"], sinks=[SinkSpec("file:/tmp/merged.log")]))
+    task = asyncio.create_task(engine.run())
+    ...
+    engine.stop()          # drain in-flight batches, save checkpoints
+    await task
+
+The event loop only schedules and moves references: file reads run on a small thread pool,
+sink I/O on each sink's own thread or async client, and the checkpoint database on its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .checkpoints import CheckpointStore, FileRecord
+from .discovery import Discovery
+from .errors import ConfigError, LogferryError
+from .losses import Losses
+from .pipeline import Pipeline
+from .plugins import PluginHost, get_plugin_manager
+from .poller import Poller
+from .reader import LinePolicy
+from .settings import Settings, SinkSpec
+from .sink import Sink
+from .tailer import Tailer
+
+log = logging.getLogger("logferry.engine")
+T = TypeVar("T")
+
+READ_THREADS = 4
+FORGET_EVERY = 3600.0
+ONCE_RETRY_LIMIT = 5
+
+
+class Engine:
+    """Follows the configured files and ships their lines to the configured sinks."""
+
+    def __init__(self, settings: Settings, host: PluginHost | None = None, sinks: list[Sink] | None = None) -> None:
+        self.settings = settings
+        self.host = host or get_plugin_manager()
+        self.patterns = self.host.sources(settings)
+        if not self.patterns:
+            raise ConfigError("no files to follow: give a path or pattern, or [sources] paths in the config")
+        specs = settings.sinks or [SinkSpec("-")]
+        self.sinks = sinks if sinks is not None else [self.host.make_sink(s.url, s.options, settings) for s in specs]
+        self.outputs = frozenset(os.path.realpath(s.output_path) for s in self.sinks if s.output_path)
+        self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines)
+        self.losses = Losses()
+        self.stopping = False
+        self.started_at = 0.0
+        self.store = CheckpointStore(settings.state_dir)
+        self.poller = Poller(settings.poll_interval, self.blocking)
+        self.pipeline = Pipeline(self.sinks, settings.max_inflight_bytes, self.record_changed,
+                                 ONCE_RETRY_LIMIT if settings.once else None)
+        self.discovery: Discovery
+        self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="logferry-read")
+        self._dirty: dict[int, FileRecord] = {}
+        self._tailers: dict[Tailer, asyncio.Task[None]] = {}
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self.ready = asyncio.Event()  # set by discovery after the first scan
+        self._tasks: asyncio.TaskGroup | None = None
+
+    # -- the public surface --------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` (or, with ``once``, until every file is read), then flush and save."""
+        _raise_open_file_limit()
+        self.started_at = time.monotonic()
+        records = await self.store.open()
+        try:
+            self.discovery = Discovery(self, self.patterns, records)
+            await self.pipeline.start()
+            try:
+                await self._run_stages()
+            finally:
+                await self._commit()
+                await self.pipeline.stop_sinks()
+        finally:
+            await self.store.close()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        """Stop reading, let in-flight batches reach the sinks (bounded), save checkpoints. A second call
+        stops waiting for the sinks."""
+        if self._stop.is_set():
+            self._force.set()
+        self._stop.set()
+
+    async def wait_ready(self) -> None:
+        """Return once the first scan is done and its files are being followed."""
+        await self.ready.wait()
+
+    def progress(self) -> list[tuple[str, int, int]]:
+        """(path, acknowledged offset, size last seen) for every followed file."""
+        return [(t.path, t.record.offset, t.size) for t in self._tailers]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "files": len(self._tailers),
+            "uptime": time.monotonic() - self.started_at if self.started_at else 0.0,
+            "inflight_bytes": self.pipeline.inflight_bytes,
+            "sinks": {s.describe(): vars(st) for s, st in zip(self.sinks, self.pipeline.stats)},
+            "lost_bytes": self.losses.by_reason(),
+            "cut_lines": sum(self.losses.cut_lines.values()),
+            "scans": getattr(self, "discovery", None) and self.discovery.scans,
+            "poll_sweeps": self.poller.sweeps,
+        }
+
+    # -- services for the stages -----------------------------------------------------
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking file-system call on the read pool, never on the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def start_tailer(self, tailer: Tailer) -> None:
+        assert self._tasks is not None
+        self._tailers[tailer] = self._tasks.create_task(tailer.run(), name=f"tail {tailer.path}")
+
+    def tailer_done(self, tailer: Tailer) -> None:
+        self._tailers.pop(tailer, None)
+        self.discovery.tailer_done(tailer)
+
+    def record_changed(self, record: FileRecord) -> None:
+        """An offset moved (acknowledged) or a state changed: save it at the next commit."""
+        self._dirty[id(record)] = record
+
+    async def persist(self, records: list[FileRecord]) -> None:
+        """Save these records now (new files: their identity is durable before a line is read)."""
+        for record in records:
+            self._dirty.pop(id(record), None)
+        await self.store.save(records)
+
+    # -- the stages --------------------------------------------------------------------
+
+    async def _run_stages(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                consumers = [tasks.create_task(self.pipeline.consume(i)) for i in range(len(self.sinks))]
+                services = [tasks.create_task(self.poller.run()), tasks.create_task(self._commit_loop())]
+                scanning = tasks.create_task(self.discovery.run())
+                await self._until_done(scanning)
+                await self._shut_down(consumers, services + [scanning])
+        except* LogferryError as group:
+            raise group.exceptions[0] from None
+
+    async def _until_done(self, scanning: asyncio.Task[None]) -> None:
+        if not self.settings.once:
+            await self._stop.wait()
+            return
+        await scanning
+        while self._tailers and not self._stop.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait([stop, *self._tailers.values()], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+
+    async def _shut_down(self, consumers: list[asyncio.Task[None]], services: list[asyncio.Task[None]]) -> None:
+        """Stop reading; give the sinks ``shutdown_timeout`` to take what is in flight; cancel the rest."""
+        self.stopping = True
+        for tailer in list(self._tailers):
+            tailer.wake()
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        drained = await self._within(deadline, self._drain_tailers_and_pipeline())
+        if not drained:
+            log.warning("stopping with %d bytes not acknowledged by every sink: they are read again next run",
+                        self.pipeline.inflight_bytes)
+        await self.pipeline.close_queues()
+        for task in [*self._tailers.values(), *services] + ([] if drained else consumers):
+            task.cancel()
+        await asyncio.gather(*consumers, *services, *self._tailers.values(), return_exceptions=True)
+
+    async def _drain_tailers_and_pipeline(self) -> None:
+        if self._tailers:
+            await asyncio.wait(list(self._tailers.values()))
+        await self.pipeline.drain()
+
+    async def _within(self, deadline: float, coro: Any) -> bool:
+        work = asyncio.ensure_future(coro)
+        force = asyncio.ensure_future(self._force.wait())
+        done, _ = await asyncio.wait([work, force], timeout=max(0.0, deadline - time.monotonic()),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        force.cancel()
+        if work in done:
+            work.result()
+            return True
+        work.cancel()
+        return False
+
+    async def _commit_loop(self) -> None:
+        last_forget = 0.0
+        while True:
+            await asyncio.sleep(self.settings.commit_interval)
+            await self._commit()
+            if time.monotonic() - last_forget > FORGET_EVERY and not self.discovery.first_scan:
+                last_forget = time.monotonic()
+                keep = {t.record.file_id for t in self._tailers}
+                forgotten = await self.store.forget(time.time() - self.settings.forget_after, keep)
+                if forgotten:
+                    log.info("forgot %d checkpoints of files gone for over %ss", forgotten,
+                             int(self.settings.forget_after))
+
+    async def _commit(self) -> None:
+        """Save every changed record in one durable transaction."""
+        if not self._dirty:
+            return
+        records, self._dirty = list(self._dirty.values()), {}
+        now = time.time()
+        for record in records:
+            record.seen = now
+        try:
+            await self.store.save(records)
+        except Exception as exc:
+            for record in records:
+                self._dirty.setdefault(id(record), record)
+            log.error("could not save checkpoints (%s: %s); retrying at the next commit", type(exc).__name__, exc)
+
+
+def _raise_open_file_limit() -> None:
+    """Many followed files need many descriptors: use the hard limit the process is allowed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+

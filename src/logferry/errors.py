@@ -1,0 +1,25 @@
+"""The exceptions logferry raises on purpose; each maps to an exit code and a one-line message."""
+
+
+class LogferryError(Exception):
+    """Base class: a failure that can be told to the user in one line (exit code 1)."""
+
+    exit_code = 1
+
+
+class ConfigError(LogferryError):
+    """Bad usage or configuration: an unknown sink scheme, a bad key or value (exit code 2)."""
+
+    exit_code = 2
+
+
+class SinkError(LogferryError):
+    """A sink failed to accept a batch.
+
+    The pipeline retries a failed batch with backoff (whatever the sink raised), unless the error is
+    a ``SinkError`` with ``retryable=False``: then the run stops with the message (exit code 1).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -1,0 +1,84 @@
+"""The hooks a logferry plugin can implement. These docstrings are the plugin documentation.
+
+Every hook name starts with ``logferry_``. Implement a hook by decorating a function of the same
+name with :data:`logferry.hookimpl` in a module (or object) that your distribution registers under
+the ``logferry`` entry-point group::
+
+    [project.entry-points.logferry]
+    redis = "logferry_redis"
+
+Hooks are plain functions and never coroutines: async work lives in the sink objects they return.
+The built-in sources and sinks are plugins too and use exactly these hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .settings import Settings
+    from .sink import Sink
+
+hookspec = pluggy.HookspecMarker("logferry")
+hookimpl = pluggy.HookimplMarker("logferry")
+"""The marker for hook implementations: ``@logferry.hookimpl``."""
+
+# -------------------------------------------------------------------------
+# Discovery: which files to follow
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def logferry_sources(settings: Settings) -> Iterable[str] | None:
+    """Contribute paths or glob patterns of files to follow.
+
+    Called once when a run starts; the patterns of every plugin are combined (and de-duplicated)
+    with the ones given on the command line or in ``[sources] paths``. Patterns may use ``*``,
+    ``?``, ``[...]`` and ``**``; they are re-expanded periodically, so files created later are
+    picked up. ``settings.exclude`` applies to every pattern.
+
+    :param settings: the effective settings of the run.
+    :return: an iterable of paths or glob patterns, or None to contribute nothing.
+    """
+
+
+# -------------------------------------------------------------------------
+# Sinks: where lines go
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def logferry_sink_schemes() -> Iterable[str] | None:
+    """Declare the sink URL schemes this plugin serves, e.g. ``["redis", "redis+cluster"]``.
+
+    Schemes are matched case-insensitively against the part of a sink URL before the first
+    ``:``. Two plugins declaring the same scheme is a configuration error that names both.
+    ``logferry plugins`` lists the schemes next to each plugin.
+
+    :return: an iterable of scheme names (without the colon).
+    """
+
+
+@hookspec(firstresult=True)
+def logferry_make_sink(
+    url: str, scheme: str, options: dict[str, Any], settings: Settings
+) -> Sink | None:
+    """Create the sink object for ``url``.
+
+    Called only on the plugin that declared ``scheme`` in :func:`logferry_sink_schemes`, once per
+    configured sink, before the run starts. Validate ``options`` here and raise
+    :class:`logferry.ConfigError` with a message naming the bad option; it is shown to the user as
+    one line and the run exits with code 2. Do not open connections here: do that in the sink's
+    ``start``. Stops at the first non-None result.
+
+    :param url: the sink URL as given (``--sink`` or ``url`` in a ``[[sinks]]`` table); options may
+        also come as its query parameters.
+    :param scheme: the URL's scheme, lower-cased (``"file"`` for a bare path).
+    :param options: the other keys of the ``[[sinks]]`` table (empty for ``--sink``), plus
+        ``format`` (``"raw"`` or ``"json"``) when the user chose one.
+    :param settings: the effective settings of the run.
+    :return: a :class:`logferry.Sink`.
+    """

@@ -1,0 +1,79 @@
+"""What makes a file the same file: (device, inode), a fingerprint of its head, and a guard.
+
+* The **fingerprint** hashes the first ``FP_MAX`` bytes, or the whole file while it is shorter (its
+  length is stored with it and grows with the file), so files under 1 KiB have one too.
+* The **guard** hashes the (up to) ``GUARD`` bytes just before an offset. Resuming at a saved offset
+  requires the guard to match, which catches a file truncated and written again past that offset,
+  or an inode reused by a file with the same first lines.
+* (device, inode) tells apart two files whose heads are identical.
+
+Everything here does blocking I/O and runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+FP_MAX = 1024
+GUARD = 64
+
+Key = tuple[int, int]
+"""(st_dev, st_ino) of a file."""
+
+
+def digest(data: bytes | memoryview) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+EMPTY_GUARD = digest(b"")
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A hash of a file's first ``length`` bytes."""
+
+    length: int
+    value: bytes
+
+    @classmethod
+    def of(cls, head: bytes | memoryview) -> Fingerprint:
+        head = head[:FP_MAX]
+        return cls(len(head), digest(head))
+
+    def matches(self, head: bytes | memoryview) -> bool:
+        """Whether a file starting with ``head`` (read up to FP_MAX bytes) is this file."""
+        return len(head) >= self.length and digest(head[: self.length]) == self.value
+
+    @property
+    def complete(self) -> bool:
+        return self.length >= FP_MAX
+
+
+def key_of(st: os.stat_result) -> Key:
+    return (st.st_dev, st.st_ino)
+
+
+def read_head(fd: int) -> bytes:
+    return os.pread(fd, FP_MAX, 0)
+
+
+def guard_at(fd: int, offset: int) -> bytes | None:
+    """The guard for ``offset`` in the open file, or None if the file is shorter than ``offset``."""
+    start = max(0, offset - GUARD)
+    data = os.pread(fd, offset - start, start)
+    return digest(data) if len(data) == offset - start else None
+
+
+def guard_of(data: bytes | memoryview, end: int) -> bytes:
+    """The guard for the position just after ``data[:end]`` (data starting at a file offset ≥ 0)."""
+    return digest(data[max(0, end - GUARD):end])
+
+
+def open_readonly(path: str) -> int:
+    """Open for reading without touching atime where allowed (O_NOATIME needs ownership)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -1,0 +1,184 @@
+"""Batches → every sink → acknowledgements → checkpoint offsets, with bounded bytes in flight.
+
+Each sink has a FIFO queue and one consumer task, so it receives every file's batches in file
+order and never two sends at once. A batch is acknowledged when every sink has returned from
+``send``; because each sink acknowledges in queue order, a file's batches complete in order and the
+record's offset only ever moves forward over acknowledged bytes. ``submit`` waits while the bytes in
+flight exceed the budget: a slow or stalled sink stops the readers (the files are the buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .batch import Batch
+from .checkpoints import FileRecord
+from .errors import LogferryError, SinkError
+from .sink import Sink
+
+log = logging.getLogger("logferry.pipeline")
+
+RETRY_FIRST, RETRY_MAX = 0.1, 30.0
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    record: FileRecord
+    batch: Batch
+    guard: bytes
+    pending: int
+
+
+@dataclass
+class SinkStats:
+    batches: int = 0
+    bytes: int = 0
+    retries: int = 0
+    failures: int = 0
+    last_error: str = ""
+
+
+class Pipeline:
+    """Owns the sinks from start to stop."""
+
+    def __init__(
+        self,
+        sinks: list[Sink],
+        max_inflight: int,
+        on_acked: Callable[[FileRecord], None],
+        retry_limit: int | None = None,
+    ) -> None:
+        self.sinks = sinks
+        self.max_inflight = max_inflight
+        self.retry_limit = retry_limit
+        self.stats = [SinkStats() for _ in sinks]
+        self._on_acked = on_acked
+        self._queues: list[asyncio.Queue[_Entry | None]] = [asyncio.Queue() for _ in sinks]
+        self._inflight_bytes = 0
+        self._outstanding = 0
+        self._space_waiters: deque[asyncio.Future[None]] = deque()
+        self._idle: asyncio.Event = asyncio.Event()
+        self._idle.set()
+        self._started: list[Sink] = []
+
+    @property
+    def inflight_bytes(self) -> int:
+        return self._inflight_bytes
+
+    async def start(self) -> None:
+        """Start every sink; if one fails, stop those already started and raise."""
+        for sink in self.sinks:
+            try:
+                await sink.start()
+            except Exception as exc:
+                await self.stop_sinks()
+                await _stop_quietly(sink)
+                raise LogferryError(f"sink {sink.describe()} failed to start: {_reason(exc)}") from exc
+            self._started.append(sink)
+
+    async def consume(self, index: int) -> None:
+        """The consumer task of sink ``index``: send in order, acknowledge, until told to stop."""
+        sink, queue, stats = self.sinks[index], self._queues[index], self.stats[index]
+        while (entry := await queue.get()) is not None:
+            if entry.batch.data:
+                await self._deliver(sink, entry.batch, stats)
+            self._ack(entry)
+
+    async def submit(self, record: FileRecord, batch: Batch, guard: bytes) -> None:
+        """Queue ``batch`` for every sink; waits while the in-flight budget is used up."""
+        size = len(batch.data)
+        while self._inflight_bytes and self._inflight_bytes + size > self.max_inflight:
+            waiter = asyncio.get_running_loop().create_future()
+            self._space_waiters.append(waiter)
+            await waiter
+        self._inflight_bytes += size
+        self._outstanding += 1
+        self._idle.clear()
+        entry = _Entry(record, batch, guard, len(self._queues))
+        if not self._queues:
+            self._ack(entry)
+        for queue in self._queues:
+            queue.put_nowait(entry)
+
+    async def drain(self) -> None:
+        """Return once every submitted batch has been acknowledged by every sink."""
+        await self._idle.wait()
+
+    async def close_queues(self) -> None:
+        """Tell the consumers to finish after what is queued."""
+        for queue in self._queues:
+            queue.put_nowait(None)
+
+    async def stop_sinks(self) -> None:
+        """Stop the started sinks (flush and close), each in its own error handling."""
+        started, self._started = self._started, []
+        for sink in reversed(started):
+            await _stop_quietly(sink)
+
+    def _ack(self, entry: _Entry) -> None:
+        entry.pending -= 1
+        if entry.pending > 0:
+            return
+        record = entry.record
+        record.offset = entry.batch.end
+        record.guard = entry.guard
+        self._inflight_bytes -= len(entry.batch.data)
+        self._outstanding -= 1
+        self._on_acked(record)
+        while self._space_waiters:
+            waiter = self._space_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if self._outstanding == 0:
+            self._idle.set()
+            for waiter in self._space_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._space_waiters.clear()
+
+    async def _deliver(self, sink: Sink, batch: Batch, stats: SinkStats) -> None:
+        delay = RETRY_FIRST
+        attempts = 0
+        logged = 0.0
+        while True:
+            try:
+                await sink.send(batch)
+            except Exception as exc:
+                attempts += 1
+                stats.failures += 1
+                stats.last_error = _reason(exc)
+                fatal = isinstance(exc, SinkError) and not exc.retryable
+                if fatal or (self.retry_limit is not None and attempts >= self.retry_limit):
+                    raise LogferryError(f"sink {sink.describe()} failed: {_reason(exc)}") from exc
+                now = time.monotonic()
+                if now - logged > 10:  # one line per sink every 10 s while it keeps failing
+                    log.warning("sink %s failed (%s); retrying the batch", sink.describe(), _reason(exc))
+                    logged = now
+                stats.retries += 1
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            stats.batches += 1
+            stats.bytes += len(batch.data)
+            if attempts:
+                log.info("sink %s recovered after %d failed attempts", sink.describe(), attempts)
+            return
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text if isinstance(exc, LogferryError) and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _stop_quietly(sink: Sink) -> None:
+    try:
+        await sink.stop()
+    except Exception as exc:
+        log.error("sink %s failed to stop cleanly: %s", sink.describe(), _reason(exc))

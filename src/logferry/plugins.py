@@ -1,0 +1,200 @@
+"""The plugin host: built-in plugins first, then the ``logferry`` entry points, one at a time.
+
+Built-ins are registered before entry points, so third-party implementations run first (pluggy
+calls the most recently registered first), as in pytest. Loading one plugin never stops another
+from loading: a plugin that fails to import or to register is listed as failed, with its error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import __version__, hookspecs
+from .errors import ConfigError
+from .settings import Settings
+from .sink import Sink
+
+BUILTIN_PLUGINS = ("logferry.sources", "logferry.sinks.builtin")
+ENTRY_POINT_GROUP = "logferry"
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+@dataclass
+class PluginInfo:
+    """One row of ``logferry plugins``."""
+
+    name: str
+    version: str
+    origin: str  # "built-in" or "entry point"
+    distribution: str = ""
+    status: str = "loaded"  # "loaded", "blocked" or "failed"
+    hooks: list[str] = field(default_factory=list)
+    schemes: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sink_scheme(url: str) -> str:
+    """The scheme that decides which plugin serves ``url``: ``-`` is stdout, a bare path is a file."""
+    if url == "-":
+        return "stdout"
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else "file"
+
+
+def _names_from_env(var: str) -> set[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def get_plugin_manager(
+    *, load_entrypoints: bool = True, blocked: set[str] | None = None, allowed: set[str] | None = None
+) -> PluginHost:
+    """Build a fresh plugin host: built-ins, then entry points (sorted by distribution and name).
+
+    ``blocked`` defaults to ``LOGFERRY_DISABLE_PLUGINS`` and ``allowed`` to ``LOGFERRY_LOAD_PLUGINS``
+    (comma-separated entry-point or distribution names; set but empty allows no third-party plugin).
+    ``blocked`` applies to built-ins too; ``allowed`` only to installed plugins.
+    """
+    if blocked is None:
+        blocked = _names_from_env("LOGFERRY_DISABLE_PLUGINS") or set()
+    if allowed is None:
+        allowed = _names_from_env("LOGFERRY_LOAD_PLUGINS")
+    pm = pluggy.PluginManager("logferry")
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm)
+    for module_name in BUILTIN_PLUGINS:
+        info = PluginInfo(name=module_name, version=__version__, origin="built-in", distribution="logferry")
+        if module_name in blocked:
+            host._block(info)
+            continue
+        host._register(info, lambda name=module_name: importlib.import_module(name))
+    if load_entrypoints:
+        for ep in _sorted_entry_points():
+            dist = ep.dist.name if ep.dist else ""
+            info = PluginInfo(
+                name=ep.name, version=ep.dist.version if ep.dist else "", origin="entry point", distribution=dist
+            )
+            if {ep.name, dist} & blocked or (allowed is not None and not {ep.name, dist} & allowed):
+                host._block(info)
+                continue
+            host._register(info, ep.load)
+    return host
+
+
+def _sorted_entry_points() -> list[importlib.metadata.EntryPoint]:
+    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    unique = {(ep.dist.name if ep.dist else "", ep.name): ep for ep in eps}
+    return [unique[key] for key in sorted(unique)]
+
+
+class PluginHost:
+    """A typed facade over the plugin manager: the rest of logferry never calls ``pm.hook`` itself."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.infos: list[PluginInfo] = []
+
+    # -- loading -----------------------------------------------------------
+
+    def _block(self, info: PluginInfo) -> None:
+        info.status = "blocked"
+        self.pm.set_blocked(info.name)
+        self.infos.append(info)
+
+    def _register(self, info: PluginInfo, load: Any) -> None:
+        self.infos.append(info)
+        try:
+            self.pm.register(load(), name=info.name)
+        except Exception as exc:  # a broken plugin is reported, never fatal for the host
+            info.status = "failed"
+            info.error = f"{type(exc).__name__}: {exc}"
+            return
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(self.pm.get_plugin(info.name)) or ())
+        info.schemes = self._declared_schemes(info)
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register an extra plugin object (for embedding and tests); returns its name."""
+        registered = self.pm.register(plugin, name=name)
+        assert registered is not None, f"plugin {name!r} is blocked"
+        info = PluginInfo(name=registered, version="", origin="registered")
+        self.infos.append(info)
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
+        info.schemes = self._declared_schemes(info)
+        return registered
+
+    def _declared_schemes(self, info: PluginInfo) -> list[str]:
+        for impl in self.pm.hook.logferry_sink_schemes.get_hookimpls():
+            if impl.plugin_name == info.name:
+                try:
+                    return sorted({str(s).lower() for s in impl.function() or ()})
+                except Exception as exc:
+                    info.status = "failed"
+                    info.error = f"logferry_sink_schemes raised {type(exc).__name__}: {exc}"
+        return []
+
+    # -- calling -----------------------------------------------------------
+
+    def listing(self) -> list[PluginInfo]:
+        """Every plugin the host knows of, loaded or not, in load order."""
+        return list(self.infos)
+
+    def schemes(self) -> dict[str, str]:
+        """Scheme → name of the plugin serving it. Two plugins claiming one scheme is an error."""
+        owners: dict[str, str] = {}
+        for info in self.infos:
+            if info.status != "loaded":
+                continue
+            for scheme in info.schemes:
+                if scheme in owners:
+                    raise ConfigError(
+                        f"sink scheme {scheme!r} is claimed by two plugins: {owners[scheme]} and {info.name}"
+                        " (block one with LOGFERRY_DISABLE_PLUGINS)"
+                    )
+                owners[scheme] = info.name
+        return owners
+
+    def sources(self, settings: Settings) -> list[str]:
+        """All patterns contributed through ``logferry_sources``, de-duplicated, in a stable order."""
+        patterns: list[str] = []
+        for contributed in reversed(self.pm.hook.logferry_sources(settings=settings)):
+            for pattern in contributed or ():
+                if pattern not in patterns:
+                    patterns.append(str(pattern))
+        return patterns
+
+    def make_sink(self, url: str, options: dict[str, Any], settings: Settings) -> Sink:
+        """Ask the plugin that owns ``url``'s scheme for a sink; a clear ConfigError otherwise."""
+        scheme = sink_scheme(url)
+        owners = self.schemes()
+        owner = owners.get(scheme)
+        if owner is None:
+            failed = [i.name for i in self.infos if i.status == "failed"]
+            hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
+            raise ConfigError(
+                f"unknown sink scheme {scheme!r} in {url!r}; installed schemes: "
+                f"{', '.join(sorted(owners)) or 'none'}{hint}"
+            )
+        others = [p for name, p in self.pm.list_name_plugin() if name != owner]
+        caller = self.pm.subset_hook_caller("logferry_make_sink", remove_plugins=others)
+        try:
+            sink = caller(url=url, scheme=scheme, options=dict(options), settings=settings)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"plugin {owner} could not create a sink for {url!r}: {type(exc).__name__}: {exc}")
+        if sink is None:
+            raise ConfigError(f"plugin {owner} declares scheme {scheme!r} but returned no sink for {url!r}")
+        return sink

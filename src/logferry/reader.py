@@ -1,0 +1,158 @@
+"""Reading one step of a file: complete lines out of large chunks, without touching each line.
+
+``read_step`` runs on a worker thread (never on the event loop). It reads from the file position
+where the last complete line ended, so an unterminated last line is simply read again next time
+instead of being held in memory; memory stays bounded by the read size however long a line is.
+A run of complete lines is returned as one memoryview of the chunk (no copy, no per-line work);
+only lines longer than ``max_line`` get per-line treatment (split, truncate or skip).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .identity import FP_MAX, GUARD, digest, guard_of
+
+READ_SIZE = 1 << 20
+
+
+@dataclass(slots=True)
+class Piece:
+    """Bytes ``[start, end)`` of the file, turned into ``data`` to ship (empty when dropped)."""
+
+    data: bytes | memoryview
+    start: int
+    end: int
+    guard: bytes
+    dropped: int = 0
+    cut: bool = False  # a piece of a line over max_line (split or truncated)
+
+
+@dataclass(slots=True)
+class Step:
+    """What one read found."""
+
+    pieces: list[Piece] = field(default_factory=list)
+    size: int = 0
+    nlink: int = 1
+    truncated: bool = False  # shorter than our position, or the bytes before it changed
+    partial: int = 0  # bytes of an unterminated line held back
+    discarding: bool = False  # inside a long line whose rest is being dropped
+    head: bytes | None = None  # the file's head, when its fingerprint is still growing
+
+
+@dataclass(slots=True)
+class LinePolicy:
+    max_line: int
+    long_lines: str  # "split", "truncate" or "skip"
+    read_size: int = READ_SIZE
+
+
+def read_step(
+    fd: int, pos: int, guard: bytes, discarding: bool, policy: LinePolicy, fp_length: int, final: bool = False
+) -> Step:
+    """Read what follows ``pos`` in ``fd``; ``guard`` is the hash of the bytes just before ``pos``.
+
+    With ``final`` (the file is rotated away or deleted, drained and quiet), an unterminated last
+    line is shipped with a newline added.
+    """
+    st = os.fstat(fd)
+    step = Step(size=st.st_size, nlink=st.st_nlink, discarding=discarding)
+    if st.st_size < pos:
+        step.truncated = True
+        return step
+    if fp_length < FP_MAX and st.st_size > fp_length:
+        step.head = os.pread(fd, FP_MAX, 0)
+    available = st.st_size - pos
+    if available == 0:
+        return step
+    before = min(pos, GUARD)
+    want = min(available, max(policy.read_size, policy.max_line + 1))
+    buf = os.pread(fd, before + want, pos - before)
+    if len(buf) < before or digest(buf[:before]) != guard:
+        step.truncated = True
+        return step
+    _cut(step, buf, before, pos, policy, final)
+    return step
+
+
+def _cut(step: Step, buf: bytes, before: int, pos: int, policy: LinePolicy, final: bool) -> None:
+    """Split ``buf[before:]`` (file bytes from ``pos``) into pieces; set ``partial``/``discarding``."""
+    view = memoryview(buf)
+    n = len(buf)
+    p = before  # index in buf of the first byte not yet accounted for
+    if step.discarding:
+        nl = buf.find(b"\n", p)
+        stop = n if nl < 0 else nl + 1
+        step.pieces.append(Piece(b"", pos + p - before, pos + stop - before, guard_of(buf, stop), dropped=stop - p))
+        step.discarding = nl < 0
+        p = stop
+    last_nl = buf.rfind(b"\n", p)
+    if last_nl >= 0:
+        _complete_lines(step, buf, view, before, pos, p, last_nl + 1, policy)
+        p = last_nl + 1
+    m = policy.max_line
+    while n - p > m:  # an unterminated line already longer than max_line
+        at = pos + p - before
+        if policy.long_lines == "skip":
+            step.pieces.append(Piece(b"", at, at + n - p, guard_of(buf, n), dropped=n - p))
+            step.discarding, p = True, n
+        elif policy.long_lines == "truncate":
+            step.pieces.append(Piece(bytes(view[p:p + m]) + b"\n", at, at + m, guard_of(buf, p + m), cut=True))
+            step.pieces.append(Piece(b"", at + m, at + n - p, guard_of(buf, n), dropped=n - p - m))
+            step.discarding, p = True, n
+        else:
+            step.pieces.append(Piece(bytes(view[p:p + m]) + b"\n", at, at + m, guard_of(buf, p + m), cut=True))
+            p += m
+    if final and n > p and not step.discarding:
+        at = pos + p - before
+        step.pieces.append(Piece(bytes(view[p:n]) + b"\n", at, at + n - p, guard_of(buf, n)))
+        p = n
+    step.partial = n - p
+
+
+def _complete_lines(
+    step: Step, buf: bytes, view: memoryview, before: int, pos: int, start: int, end: int, policy: LinePolicy
+) -> None:
+    """Pieces for ``buf[start:end]``, which ends with a newline: one piece unless a line is too long."""
+    m = policy.max_line
+    if end - start <= m + 1:
+        step.pieces.append(Piece(view[start:end], pos + start - before, pos + end - before, guard_of(buf, end)))
+        return
+    # Jump from line start to the last newline within max_line + 1 bytes: about one find per
+    # max_line bytes, so long chunks of short lines stay cheap.
+    run = q = start
+    while q < end:
+        nl = buf.rfind(b"\n", q, min(q + m + 1, end))
+        if nl >= 0:
+            q = nl + 1
+            continue
+        nl = buf.find(b"\n", q + m, end)  # the long line is buf[q:nl]
+        if run < q:
+            step.pieces.append(Piece(view[run:q], pos + run - before, pos + q - before, guard_of(buf, q)))
+        run = _long_line(step, buf, view, before, pos, q, nl, policy)
+        q = nl + 1
+    if run < end:
+        step.pieces.append(Piece(view[run:end], pos + run - before, pos + end - before, guard_of(buf, end)))
+
+
+def _long_line(
+    step: Step, buf: bytes, view: memoryview, before: int, pos: int, q: int, nl: int, policy: LinePolicy
+) -> int:
+    """Apply the long-line policy to ``buf[q:nl]`` (its newline at ``nl``); return where normal lines resume."""
+    m = policy.max_line
+    at = pos + q - before
+    if policy.long_lines == "skip":
+        step.pieces.append(Piece(b"", at, at + nl + 1 - q, guard_of(buf, nl + 1), dropped=nl + 1 - q))
+        return nl + 1
+    step.pieces.append(Piece(bytes(view[q:q + m]) + b"\n", at, at + m, guard_of(buf, q + m), cut=True))
+    if policy.long_lines == "truncate":
+        step.pieces.append(Piece(b"", at + m, at + nl + 1 - q, guard_of(buf, nl + 1), dropped=nl + 1 - q - m))
+        return nl + 1
+    q += m
+    while nl - q > m:
+        at = pos + q - before
+        step.pieces.append(Piece(bytes(view[q:q + m]) + b"\n", at, at + m, guard_of(buf, q + m), cut=True))
+        q += m
+    return q  # the last piece, with the line's own newline, joins the following lines

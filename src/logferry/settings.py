@@ -1,0 +1,241 @@
+"""The settings of a run: one schema for the TOML file, the flags and the documentation.
+
+``OPTIONS`` is the schema: every key of the config file, its section, type, default and help. The
+``Settings`` dataclass holds the values; ``load_config`` reads a TOML file into it with errors that
+name the file and the key; command-line flags are applied on top (flags override the file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1 << 20, "mb": 10**6, "mib": 1 << 20,
+               "g": 1 << 30, "gb": 10**9, "gib": 1 << 30}
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/logferry``, else ``~/.local/state/logferry``."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "logferry"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"250ms"``, ``"5s"``, ``"10m"``, ``"7d"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 5, \"250ms\" or \"10m\"")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 5, \"250ms\" or \"10m\", got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"expected a duration of 0 or more, got {value!r}")
+    return seconds
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from an integer or a string such as ``"64KiB"`` or ``"1MiB"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 1048576 or \"1MiB\"")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a size such as 1048576 or \"1MiB\", got {value!r}")
+        size = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+    if size <= 0:
+        raise ValueError(f"expected a size above 0, got {value!r}")
+    return size
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return str(value)
+
+    parse.__doc__ = " | ".join(allowed)
+    return parse
+
+
+def _str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a path, got {value!r}")
+    return Path(os.path.expanduser(value))
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def parse_optional(value: Any) -> Any:
+        return None if value in (0, "0", "", "off", False) else parse(value)
+
+    parse_optional.__doc__ = f"{parse.__name__.strip('_')}, or 0 for off"
+    return parse_optional
+
+
+@dataclass
+class Settings:
+    """Everything a run needs. Build one with ``Settings(paths=[...])`` or :func:`load_config`."""
+
+    paths: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    start: str = "head"
+    poll_interval: float = 0.25
+    scan_interval: float = 1.0
+    rotate_wait: float = 5.0
+    ignore_older: float | None = None
+    close_inactive: float = 300.0
+    max_open_files: int | None = None
+    max_line_bytes: int = 1 << 20
+    long_lines: str = "split"
+    watch: bool = True
+    format: str = "raw"
+    max_inflight_bytes: int = 32 << 20
+    shutdown_timeout: float = 10.0
+    sinks: list[SinkSpec] = field(default_factory=list)
+    state_dir: Path = field(default_factory=default_state_dir)
+    commit_interval: float = 1.0
+    forget_after: float = 7 * 86400.0
+    once: bool = False
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+@dataclass
+class SinkSpec:
+    """One sink: its URL and the options of its ``[[sinks]]`` table (validated by its plugin)."""
+
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key of the config file."""
+
+    section: str
+    key: str
+    parse: Callable[[Any], Any]
+    help: str
+    flag: str = ""
+
+    @property
+    def attr(self) -> str:
+        return {"dir": "state_dir"}.get(self.key, self.key)
+
+    @property
+    def default(self) -> Any:
+        return getattr(Settings(), self.attr)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("sources", "paths", _str_list, "Paths or glob patterns (`**` allowed) of the files to follow.", "PATTERN"),
+    Option("sources", "exclude", _str_list, "Glob patterns of paths never to follow.", "--exclude"),
+    Option("sources", "start", _choice("head", "tail"),
+           "Where a file present at the first scan with no checkpoint starts.", "--from-head/--from-tail"),
+    Option("sources", "poll_interval", parse_duration,
+           "Longest time an idle file waits before it is checked again.", "--poll-interval"),
+    Option("sources", "scan_interval", parse_duration, "How often the patterns are expanded again."),
+    Option("sources", "rotate_wait", parse_duration,
+           "How long a rotated-away or deleted file must stay quiet before it is closed."),
+    Option("sources", "ignore_older", _optional(parse_duration),
+           "Do not start following files not modified for this long."),
+    Option("sources", "close_inactive", parse_duration,
+           "Close a file that has not grown for this long; it is reopened when it grows."),
+    Option("sources", "max_open_files", _optional(parse_size),
+           "Most files held open at once (default: from the process's open-file limit)."),
+    Option("sources", "max_line_bytes", parse_size, "Longest line kept whole."),
+    Option("sources", "long_lines", _choice("split", "truncate", "skip"),
+           "What happens to a longer line: split into pieces, truncate, or skip it."),
+    Option("sources", "watch", _bool, "Use file-system events as wake-up hints (polling works without).",
+           "--no-watch"),
+    Option("output", "format", _choice("raw", "json"),
+           "Line format of the file and stdout sinks: raw bytes or JSON records.", "--format"),
+    Option("output", "max_inflight_bytes", parse_size,
+           "Bytes read but not yet acknowledged by every sink; readers wait beyond it."),
+    Option("output", "shutdown_timeout", parse_duration,
+           "On SIGTERM/SIGINT, how long to wait for the sinks to take in-flight batches."),
+    Option("state", "dir", _path, "Where checkpoints live.", "--state-dir"),
+    Option("state", "commit_interval", parse_duration, "How often acknowledged offsets are saved."),
+    Option("state", "forget_after", parse_duration, "Forget checkpoints of files gone for this long."),
+)
+
+SECTIONS = ("sources", "output", "state")
+
+
+def load_config(path: str | os.PathLike[str], base: Settings | None = None) -> Settings:
+    """Read a TOML config file into settings. Errors name the file and the key (ConfigError)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return settings_from_dict(data, str(path), base)
+
+
+def settings_from_dict(data: dict[str, Any], source: str = "config", base: Settings | None = None) -> Settings:
+    """Validate a parsed config (as from TOML) and return settings; unknown keys are errors."""
+    values: dict[str, Any] = {}
+    known = {(o.section, o.key): o for o in OPTIONS}
+    for section, table in data.items():
+        if section == "sinks":
+            values["sinks"] = _sink_specs(table, source)
+            continue
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section or key {section!r} (known: {', '.join(SECTIONS)}, sinks)")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        for key, raw in table.items():
+            option = known.get((section, key))
+            if option is None:
+                keys = ", ".join(o.key for o in OPTIONS if o.section == section)
+                raise ConfigError(f"{source}: unknown key {key!r} in [{section}] (known: {keys})")
+            try:
+                values[option.attr] = option.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: [{section}] {key}: {exc}") from None
+    return replace(base or Settings(), **values)
+
+
+def _sink_specs(table: Any, source: str) -> list[SinkSpec]:
+    if not isinstance(table, list):
+        raise ConfigError(f"{source}: sinks must be an array of tables ([[sinks]])")
+    specs = []
+    for n, entry in enumerate(table, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise ConfigError(f"{source}: [[sinks]] #{n}: needs a url string")
+        options = {k: v for k, v in entry.items() if k != "url"}
+        specs.append(SinkSpec(entry["url"], options))
+    return specs

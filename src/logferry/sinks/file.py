@@ -1,0 +1,120 @@
+"""The writer-thread file sink: appends lines to a file (or stdout) from a thread of its own.
+
+The engine's loop never touches the file: ``send`` hands the write to the sink's :class:`LoopThread`
+and awaits it, so a slow disk only slows this sink, and its errors surface in ``send``.
+A batch is acknowledged once ``write(2)`` has taken it all (it survives a crash of logferry);
+``fsync = true`` also makes it survive a crash of the machine, at a cost per batch.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from ..batch import Batch
+from ..errors import SinkError
+from ..formats import encode
+from ..sink import Sink
+from ..threadloop import LoopThread
+
+STDOUT = "-"
+_REOPEN_CHECK = 1.0  # seconds between checks that the output was not rotated away
+
+
+class FileSink(Sink):
+    """Append to ``path`` (created with its parents), or to stdout when ``path`` is ``"-"``."""
+
+    def __init__(self, url: str, path: str, fmt: str = "raw", fsync: bool = False) -> None:
+        super().__init__(url)
+        self.path = path
+        self.output_path = None if path == STDOUT else path
+        self.format = fmt
+        self.fsync = fsync
+        self._thread = LoopThread(f"logferry-sink {url}")
+        self._fd: int | None = None
+        self._checked_at = 0.0
+
+    async def start(self) -> None:
+        await self._thread.start()
+        await self._thread.run(self._open())
+
+    async def send(self, batch: Batch) -> None:
+        await self._thread.run(self._write(batch))
+
+    async def stop(self) -> None:
+        if self._thread.running:
+            try:
+                await self._thread.run(self._close())
+            finally:
+                await self._thread.stop()
+
+    # -- on the sink's own thread ----------------------------------------------
+
+    async def _open(self) -> None:
+        if self.path == STDOUT:
+            self._fd = 1
+            return
+        try:
+            parent = os.path.dirname(self.path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise SinkError(f"cannot open {self.path}: {exc.strerror}", retryable=False) from None
+        self._checked_at = time.monotonic()
+
+    async def _write(self, batch: Batch) -> None:
+        if self._fd is None:
+            raise SinkError(f"{self.describe()} is not open", retryable=False)
+        self._reopen_if_rotated()
+        view = memoryview(encode(batch, self.format))
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fsync(self._fd)
+        except BrokenPipeError:
+            raise SinkError(f"{self.describe()}: the reader closed the pipe", retryable=False) from None
+        except OSError as exc:
+            raise SinkError(f"cannot write to {self.path}: {exc.strerror}") from None
+
+    def _reopen_if_rotated(self) -> None:
+        """Follow the output path when someone rotated the merged file (logrotate on our output)."""
+        now = time.monotonic()
+        if self._fd in (None, 1) or now - self._checked_at < _REOPEN_CHECK:
+            return
+        self._checked_at = now
+        try:
+            at_path = os.stat(self.path)
+        except FileNotFoundError:
+            at_path = None
+        held = os.fstat(self._fd)
+        if at_path is None or (at_path.st_dev, at_path.st_ino) != (held.st_dev, held.st_ino):
+            os.close(self._fd)
+            self._fd = None
+            # If reopening fails, the next send retries it through _open's error.
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    async def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None or fd == 1:
+            return
+        try:
+            os.fsync(fd)  # flush on stop: what was acknowledged reaches the disk
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EROFS):  # pipes and devices cannot be synced
+                raise SinkError(f"cannot flush {self.path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
+    def describe(self) -> str:
+        return "stdout" if self.path == STDOUT else f"file:{self.path}"
+
+
+class NullSink(Sink):
+    """Discards every batch at once (for benchmarks and dry runs)."""
+
+    async def send(self, batch: Batch) -> None:
+        return None

@@ -1,0 +1,241 @@
+"""One followed file: reads, complete lines → batches, rotation, truncation, drain and close.
+
+One coroutine per file (the seed's design, kept): a file's reads, its position and its rotation
+state live in one place and its batches leave in file order by construction. Idle files cost
+nothing here: they sleep until the shared :class:`~logferry.poller.Poller` (or a watcher hint) sees
+them change, so thousands of coroutines wake only when there is something to read.
+
+Reads happen on worker threads (``reader.read_step``); this coroutine only decides and queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from .batch import Batch
+from .checkpoints import DONE, FileRecord, new_file_id
+from .identity import EMPTY_GUARD, Fingerprint, Key, key_of, open_readonly, read_head
+from .reader import Piece, Step, read_step
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("logferry.tailer")
+
+
+class Tailer:
+    """Follows one file (one identity) until it is drained and gone, or the run stops."""
+
+    def __init__(self, engine: Engine, record: FileRecord, path: str) -> None:
+        self.engine = engine
+        self.record = record
+        self.key: Key = record.key
+        self.path = path
+        self.pos = record.offset
+        self.guard = record.guard
+        self.fp = record.fp
+        self.fd: int | None = None
+        self.size = record.size
+        self.discarding = False
+        self.after: list[Tailer] = []  # older files of the same log, to drain first
+        self.superseded = False  # a newer file of the same log exists
+        self.orphaned = False  # no longer at any followed path: renamed away or deleted
+        self.deleted = False
+        self.drained = asyncio.Event()  # superseded and read to its end: its successor may start
+        self.done = False
+        self.last_growth = time.monotonic()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Tailer {self.path} {self.record.file_id} @{self.pos}>"
+
+    # -- signals from discovery, the poller and the engine ---------------------
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def supersede(self) -> None:
+        """A newer file of the same log appeared: drain, then let it start."""
+        self.superseded = True
+        self.wake()
+
+    def orphan(self, orphaned: bool = True) -> None:
+        if orphaned != self.orphaned:
+            self.orphaned = orphaned
+            self.superseded = self.superseded or orphaned
+            self.wake()
+
+    def moved_to(self, path: str) -> None:
+        if path != self.path:
+            log.info("%s is now %s (same file)", self.path, path)
+            self.path = path
+            self.record.path = path
+        self.orphan(False)
+
+    # -- the coroutine ------------------------------------------------------------
+
+    async def run(self) -> None:
+        engine = self.engine
+        try:
+            if not await self._wait_for_older() or not await self._open():
+                return
+            while not engine.stopping:
+                step = await self._read()
+                if step.truncated:
+                    await self._restart_after_truncation()
+                    if not await self._wait_for_older():
+                        return
+                    continue
+                if step.pieces:
+                    await self._ship(step.pieces)
+                    continue
+                # At the end of the file.
+                if self.superseded:
+                    self.drained.set()
+                if engine.settings.once:
+                    return
+                if not await self._idle():
+                    await self._finish()
+                    return
+        finally:
+            self._close()
+            self.done = True
+            self.drained.set()
+            engine.poller.cancel(self)
+            engine.tailer_done(self)
+
+    async def _wait_for_older(self) -> bool:
+        """Lines of a rotated-away file go out before its successor's. False when stopping."""
+        while self.after and not self.engine.stopping:
+            older = self.after[0]
+            if older.drained.is_set():
+                self.after.pop(0)
+                continue
+            waiter = asyncio.ensure_future(older.drained.wait())
+            self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.wait([waiter, self._waiter], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        return not self.engine.stopping
+
+    async def _open(self) -> bool:
+        """Open the file and make sure it is still the file we think it is."""
+        opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
+        if opened is None:
+            log.info("%s changed before it could be opened; it will be found again by the next scan", self.path)
+            self.engine.discovery.rescan_soon()
+            return False
+        self.fd, self.size = opened
+        return True
+
+    async def _read(self, final: bool = False) -> Step:
+        if self.fd is None and not await self._reopen():
+            return Step(size=self.size, nlink=0 if self.deleted else 1)
+        step = await self.engine.blocking(
+            read_step, self.fd, self.pos, self.guard, self.discarding, self.engine.policy, self.fp.length, final
+        )
+        if step.head is not None and not step.truncated:
+            if self.fp.matches(step.head):
+                self.fp = self.record.fp = Fingerprint.of(step.head)
+            else:
+                step.truncated = True  # its first bytes changed: rewritten in place
+        if not step.truncated:  # keep the size seen before a truncation: it measures what was lost
+            self.size = step.size
+            self.discarding = step.discarding
+        self.deleted = step.nlink == 0
+        return step
+
+    async def _ship(self, pieces: list[Piece]) -> None:
+        engine = self.engine
+        for piece in pieces:
+            batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data)
+            self.pos, self.guard = piece.end, piece.guard
+            await engine.pipeline.submit(self.record, batch, piece.guard)
+            if piece.dropped:
+                engine.losses.add(self.path, "line_too_long", piece.dropped)
+            elif piece.cut:
+                engine.losses.note_cut(self.path)
+        self.last_growth = time.monotonic()
+
+    async def _idle(self) -> bool:
+        """Sleep until the file changes. False when it is time to finish (gone and quiet)."""
+        settings = self.engine.settings
+        gone = self.orphaned or self.deleted
+        quiet_for = time.monotonic() - self.last_growth
+        if gone and quiet_for >= settings.rotate_wait:
+            return False
+        if not gone and self.fd is not None and quiet_for >= settings.close_inactive:
+            self._close()  # reopened when it grows (the poller stats its path meanwhile)
+        limit = settings.rotate_wait if gone else settings.close_inactive if self.fd is not None else None
+        self.engine.poller.schedule(self)
+        await self._sleep(None if limit is None else limit - quiet_for)
+        return True
+
+    async def _sleep(self, timeout: float | None) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._waiter
+        except TimeoutError:
+            pass
+        finally:
+            self._waiter = None
+
+    async def _finish(self) -> None:
+        """Drained and quiet after a rotation or deletion: ship an unterminated last line, close."""
+        step = await self._read(final=True)
+        if step.pieces and not step.truncated:
+            await self._ship(step.pieces)
+        self.record.state = DONE
+        self.engine.record_changed(self.record)
+        log.info("closed %s: %s and drained", self.path, "deleted" if self.deleted else "rotated away")
+
+    async def _reopen(self) -> bool:
+        """Reopen a file closed while inactive, if it is still the same file."""
+        opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
+        if opened is None:
+            return False
+        self.fd, _ = opened
+        return True
+
+    async def _restart_after_truncation(self) -> None:
+        """copytruncate or a rewrite: finish this generation (in a copy if one holds it), restart at 0."""
+        old = self.record
+        log.warning("%s was truncated or rewritten at offset %d; reading it again from its start", self.path, self.pos)
+        copy = await self.engine.discovery.adopt_copy(self)
+        if copy is not None:
+            self.after.append(copy)
+        else:
+            if self.size > self.pos:  # bytes seen but not read before the truncation
+                self.engine.losses.add(self.path, "truncated_unread", self.size - self.pos)
+            old.state = DONE
+            self.engine.record_changed(old)
+        self.record = FileRecord(new_file_id(), self.key, Fingerprint.of(b""), 0, EMPTY_GUARD, 0, self.path,
+                                 old.lineage)
+        await self.engine.persist([self.record])  # its file_id is durable before any line leaves
+        self.pos, self.guard, self.fp, self.discarding, self.size = 0, EMPTY_GUARD, self.record.fp, False, 0
+
+    def _close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _open_checked(path: str, key: Key, fp: Fingerprint) -> tuple[int, int] | None:
+    """Open ``path`` if it is still the file ``key`` with head ``fp``; return (fd, size)."""
+    try:
+        fd = open_readonly(path)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if key_of(st) == key and fp.matches(read_head(fd)):
+            return fd, st.st_size
+    except OSError:
+        pass
+    os.close(fd)
+    return None

@@ -1,0 +1,160 @@
+"""Shared helpers: run the engine in asyncio debug mode (failing on loop-blocking callbacks), run the
+``logferry`` command as a real subprocess, write test files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from logferry import Settings, SinkSpec
+from logferry.engine import Engine
+
+SLOW_CALLBACK = 0.05
+
+
+class SlowCallbacks(logging.Handler):
+    """Collects asyncio debug mode's "Executing <handle> took N seconds" warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing") and " took " in message:
+            self.messages.append(message)
+
+
+def run_debug(main: Callable[[], Awaitable[object]]) -> tuple[object, list[str]]:
+    """Run ``main()`` with asyncio debug mode on and a 50 ms slow-callback threshold.
+
+    Returns its result and the slow-callback warnings asyncio logged.
+    """
+    detector = SlowCallbacks()
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addHandler(detector)
+
+    async def wrapper() -> object:
+        asyncio.get_running_loop().slow_callback_duration = SLOW_CALLBACK
+        return await main()
+
+    try:
+        result = asyncio.run(wrapper(), debug=True)
+    finally:
+        asyncio_log.removeHandler(detector)
+    return result, detector.messages
+
+
+def run_engine(settings: Settings, until: Callable[[Engine], Awaitable[object]] | None = None, **engine_kw):
+    """Run an Engine in debug mode until ``until(engine)`` returns (or to the end with ``once``);
+    fail if any callback blocked the loop. Returns (engine, until's result)."""
+
+    async def main() -> tuple[Engine, object]:
+        engine = Engine(settings, **engine_kw)
+        running = asyncio.create_task(engine.run())
+        result = None
+        if until is not None:
+            ready = asyncio.create_task(engine.wait_ready())
+            await asyncio.wait([running, ready], return_when=asyncio.FIRST_COMPLETED)
+            if not running.done():
+                result = await until(engine)
+                engine.stop()
+        await running
+        return engine, result
+
+    (engine, result), slow = run_debug(main)
+    assert not slow, f"callbacks blocked the event loop: {slow}"
+    return engine, result
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for a condition")
+        await asyncio.sleep(interval)
+
+
+def shipped_everything(engine: Engine, paths: list[Path]) -> bool:
+    acked = {path: offset for path, offset, _ in engine.progress()}
+    return all(acked.get(str(p)) == p.stat().st_size for p in paths)
+
+
+def lines(prefix: str, n: int, start: int = 0) -> bytes:
+    return b"".join(f"{prefix}-{i:06d}\n".encode() for i in range(start, start + n))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a run over tmp_path/in with a state dir in tmp_path, fast timings for tests."""
+
+    def make(*patterns: str, sinks: list[str] | None = None, **kw) -> Settings:
+        (tmp_path / "in").mkdir(exist_ok=True)
+        base = dict(
+            paths=list(patterns) or [str(tmp_path / "in" / "*.log")],
+            sinks=[SinkSpec(url) for url in (sinks or [f"file:{tmp_path / 'out.log'}"])],
+            state_dir=tmp_path / "state",
+            poll_interval=0.05,
+            scan_interval=0.1,
+            rotate_wait=0.3,
+            commit_interval=0.1,
+        )
+        base.update(kw)
+        return Settings(**base)
+
+    return make
+
+
+# -- the command as a real subprocess ---------------------------------------------------
+
+LOGFERRY = [sys.executable, "-m", "logferry"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LOGFERRY, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+class Daemon:
+    """``logferry run`` in follow mode as a subprocess, stopped with a signal."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen([*LOGFERRY, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, **(env or {})})
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=30)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for a condition")
+        time.sleep(interval)
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
