@@ -89,6 +89,17 @@ def shipped_everything(engine: Engine, paths: list[Path]) -> bool:
     return all(acked.get(str(p)) == p.stat().st_size for p in paths)
 
 
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def out_lines(tmp_path: Path, name: str = "out.log") -> list[bytes]:
+    """The lines the default test sink (tmp_path/out.log) has received so far."""
+    path = tmp_path / name
+    return path.read_bytes().splitlines() if path.exists() else []
+
+
 def lines(prefix: str, n: int, start: int = 0) -> bytes:
     return b"".join(f"{prefix}-{i:06d}\n".encode() for i in range(start, start + n))
 
@@ -127,18 +138,27 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> s
 class Daemon:
     """``logferry run`` in follow mode as a subprocess, stopped with a signal."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen([*LOGFERRY, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, **(env or {})})
+    def __init__(self, *args: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+        """``log``: append stderr to this file instead of keeping it for :meth:`stop`."""
+        self._log = open(log, "a") if log else None  # noqa: SIM115 - closed when the process ends
+        self.proc = subprocess.Popen([*LOGFERRY, "run", *args], stdout=subprocess.PIPE,
+                                     stderr=self._log or subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
         self.proc.send_signal(sig)
         _, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, err
+        self._close_log()
+        return self.proc.returncode, err or ""
 
     def kill(self) -> None:
         self.proc.kill()
         self.proc.communicate(timeout=30)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log:
+            self._log.close()
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -102,3 +102,17 @@ def test_the_output_is_reopened_when_it_is_rotated_away(tmp_path: Path, monkeypa
     asyncio.run(main())
     assert (tmp_path / "out.log.1").read_bytes() == b"before\n"
     assert out.read_bytes() == b"after\n"
+
+
+def test_a_torn_last_line_left_by_a_crash_is_cut_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "out.log"
+    out.write_bytes(b"complete\n{\"line\": \"torn")
+    sink = FileSink("x", str(out))
+
+    async def main() -> None:
+        await sink.start()
+        await sink.send(batch(b"again\n"))
+        await sink.stop()
+
+    asyncio.run(main())
+    assert out.read_bytes() == b"complete\nagain\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import cli, lines, run_engine
+from conftest import append, cli, lines, run_engine
 
 
 def test_six_files_of_20000_lines_ship_exactly_once_then_only_appended_lines(settings, tmp_path: Path) -> None:
@@ -19,8 +19,7 @@ def test_six_files_of_20000_lines_ship_exactly_once_then_only_appended_lines(set
     assert out.read_bytes().count(b"\n") == 120_000
 
     for i, path in enumerate(inputs):
-        with open(path, "ab") as f:
-            f.write(lines(f"f{i}", 500, start=20_000))
+        append(path, lines(f"f{i}", 500, start=20_000))
     run_engine(s)
     assert out.read_bytes().count(b"\n") == 120_000 + 3_000
     result = cli("verify", str(out), *map(str, inputs))
@@ -44,8 +43,7 @@ def test_an_unterminated_last_line_waits_for_its_newline(settings, tmp_path: Pat
     run_engine(s)
     out = tmp_path / "out.log"
     assert out.read_bytes() == b"complete\n"
-    with open(log, "ab") as f:
-        f.write(b" now done\n")
+    append(log, b" now done\n")
     run_engine(s)
     assert out.read_bytes() == b"complete\npartial now done\n"
 
@@ -56,7 +54,6 @@ def test_from_tail_skips_existing_lines_of_files_without_checkpoint(settings, tm
     log.write_bytes(lines("old", 10) + b"half")
     run_engine(s)
     assert not (tmp_path / "out.log").exists() or (tmp_path / "out.log").read_bytes() == b""
-    with open(log, "ab") as f:
-        f.write(b"-line\nnew\n")
+    append(log, b"-line\nnew\n")
     run_engine(s)
     assert (tmp_path / "out.log").read_bytes() == b"half-line\nnew\n"

@@ -11,11 +11,11 @@ The public API for plugins and embedding programs::
 
 __version__ = "0.1.0"
 
-from .batch import Batch  # noqa: E402
-from .errors import ConfigError, LogferryError, SinkError  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .settings import Settings, SinkSpec  # noqa: E402
-from .sink import Sink  # noqa: E402
+from .batch import Batch
+from .errors import ConfigError, LogferryError, SinkError
+from .hookspecs import hookimpl
+from .settings import Settings, SinkSpec
+from .sink import Sink
 
 __all__ = [
     "Batch",

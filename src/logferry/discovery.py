@@ -14,10 +14,12 @@ with the files being followed, by (device, inode):
 Files of one log (``app.log``, ``app.log.1``, … — a *lineage*) are read oldest first: a newer file
 waits until the older ones are drained, so a restart across rotations keeps their lines in order.
 
-copytruncate: a new file whose head matches a followed file is held back as a possible copy. When
-the original is then found truncated, the copy takes over the original's checkpoint (its unread
-tail is read from the copy, nothing is lost or doubled); otherwise, once quiet, it is followed as
-a file of its own.
+copytruncate: a new file that starts like a followed file of its lineage may be a copy of it, and
+a copy still being written may be empty or hold only part of the head. Such a file is *pending*:
+not read (it has nothing of its own yet), re-inspected quickly. When the original is found
+truncated, its copy takes over the original's checkpoint, so the original's unread tail is read
+from the copy, before the original's new lines — nothing lost or doubled. A pending file that
+turns out different, or stays quiet for ``rotate_wait``, is followed as a file of its own.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
-from .identity import EMPTY_GUARD, Fingerprint, Key, digest, guard_at, key_of, open_readonly, read_head
+from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, Key, digest, guard_at, key_of, open_readonly, read_head
 from .tailer import Tailer
 
 if TYPE_CHECKING:
@@ -57,13 +59,33 @@ class Found:
     head: bytes = b""
 
 
-@dataclass(slots=True)
-class Held:
-    """A new file that may be a copy of a followed file (copytruncate): not read until resolved."""
+@dataclass(eq=False)
+class Pending:
+    """A new file not read yet because it may be a copy of ``original`` (or, with no original, of
+    some file of its lineage: it is empty or holds only the start of one). The poller watches it
+    like a closed file and ``wake`` asks discovery to look at it again."""
 
     found: Found
-    original: Tailer
+    original: Tailer | None
     quiet_since: float
+    recheck: Callable[[], None]
+    fd: None = None
+    deleted: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.found.path
+
+    @property
+    def key(self) -> Key:
+        return self.found.key
+
+    @property
+    def size(self) -> int:
+        return self.found.size
+
+    def wake(self) -> None:
+        self.recheck()
 
 
 def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()
@@ -167,8 +189,8 @@ class Discovery:
         self.engine = engine
         self.patterns = patterns
         self.tracked: dict[Key, Tailer] = {}
-        self.families: dict[str, list[Tailer]] = {}
-        self.held: dict[Key, Held] = {}
+        self.families: dict[str, list[Tailer]] = {}  # lineage → its files being followed
+        self.pending: dict[Key, Pending] = {}
         self.known: dict[Key, list[FileRecord]] = {}  # saved records not being followed now
         for record in records:
             self.known.setdefault(record.key, []).append(record)
@@ -176,7 +198,9 @@ class Discovery:
         self.scans = 0
         self._unreadable: set[str] = set()
         self._lock = asyncio.Lock()
-        self._soon = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._want_scan = False
+        self._want_recheck = False
 
     # -- the loop --------------------------------------------------------------
 
@@ -186,24 +210,39 @@ class Discovery:
             await self.scan()
             if engine.settings.once:
                 return
-            self._soon.clear()
-            try:
-                async with asyncio.timeout(engine.settings.scan_interval):
-                    await self._soon.wait()
-            except TimeoutError:
-                pass
+            deadline = time.monotonic() + engine.settings.scan_interval
+            while not engine.stopping and not self._want_scan and time.monotonic() < deadline:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        await self._wake.wait()
+                except TimeoutError:
+                    break
+                if self._want_recheck and not self._want_scan:
+                    await self.recheck_pending()
 
     def rescan_soon(self) -> None:
         """Scan again now (a watcher saw a file appear, or a tailer lost its file)."""
-        self._soon.set()
+        self._want_scan = True
+        self._wake.set()
+
+    def recheck_soon(self) -> None:
+        """A pending file changed: look at it again (the poller watches pending files)."""
+        self._want_recheck = True
+        self._wake.set()
 
     async def scan(self) -> None:
         async with self._lock:
+            self._want_scan = self._want_recheck = False
             settings = self.engine.settings
             found = await self.engine.blocking(expand, self.patterns, settings.exclude, self.engine.outputs)
             self.scans += 1
             self._update_followed(found)
-            await self._resolve_held(found)
+            waiting = [found.pop(key) for key in list(self.pending) if key in found]
+            for key in set(self.pending) - {f.key for f in waiting}:
+                self._drop_pending(key)  # gone, or renamed: a later scan sees it anew
+            if waiting:
+                await self._recheck(waiting)
             if found:
                 await self._add_new(list(found.values()))
             if self.first_scan:
@@ -211,10 +250,15 @@ class Discovery:
                 await self._settle_unmatched_records()
                 self.engine.ready.set()
 
+    async def recheck_pending(self) -> None:
+        async with self._lock:
+            self._want_recheck = False
+            await self._recheck([p.found for p in self.pending.values()])
+
     # -- files already known ------------------------------------------------------
 
     def _update_followed(self, found: dict[Key, Found]) -> None:
-        """Renamed, rotated away, deleted: update followed files; leave only new ones in ``found``."""
+        """Renamed, rotated away, deleted: update followed files; leave only the others in ``found``."""
         for key, tailer in self.tracked.items():
             f = found.pop(key, None)
             if f is None:
@@ -223,23 +267,6 @@ class Discovery:
                 tailer.orphan(False)
             else:
                 tailer.moved_to(f.path)
-
-    async def _resolve_held(self, found: dict[Key, Found]) -> None:
-        """Possible copies that stayed quiet (or whose original is gone) become files of their own."""
-        now = time.monotonic()
-        ready = []
-        for key, held in list(self.held.items()):
-            f = found.pop(key, None)
-            if f is None:
-                del self.held[key]
-                continue
-            if f.size != held.found.size:
-                held.found.size, held.quiet_since = f.size, now
-            if held.original.done or now - held.quiet_since >= self.engine.settings.rotate_wait:
-                del self.held[key]
-                ready.append(held.found)
-        if ready:
-            await self._start_new(ready, [])
 
     # -- new files -------------------------------------------------------------------
 
@@ -254,35 +281,82 @@ class Discovery:
         resumed = await self._confirm(self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed)
-        orphans = _fp_index(r for rs in self.known.values() for r in rs if r.state == LIVE and id(r) not in claimed)
+        orphans = _fp_index(r for rs in self.known.values() for r in rs
+                            if r.state == LIVE and r.offset > 0 and id(r) not in claimed)
         if orphans and files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             copies = await self._confirm(self._match_heads(files, orphans))
             for f, record in copies:
                 log.info("%s is a copy of %s: resuming at offset %d", f.path, record.path, record.offset)
             resumed += copies
             files = _without(files, copies)
-        if engine.settings.once:  # nothing will resolve a hold in a single pass
-            await self._start_new(files, resumed)
-            return
-        live = _fp_index((t.fp, t) for t in self.tracked.values() if t.fp.length and not t.done)
-        new = []
-        for f in files:
-            original = _fp_lookup(live, f.head)
-            if original:
-                self.held[f.key] = Held(f, original[0], time.monotonic())
-                log.info("%s starts like %s: holding it back as a possible copy", f.path, original[0].path)
-            else:
-                new.append(f)
-        await self._start_new(new, resumed)
+        if not engine.settings.once and files:
+            live, roots = self._live_index(), self._roots()
+            files = [f for f in files if not self._keep_pending(f, live, roots)]
+        await self._start_new(files, resumed)
+
+    async def _recheck(self, files: list[Found]) -> None:
+        """Pending files: still possibly a copy, or now clearly a file of their own?"""
+        inspected, _ = await self.engine.blocking(inspect, files)
+        for key in {f.key for f in files} - {f.key for f in inspected}:
+            self._drop_pending(key)
+        live, roots = self._live_index(), self._roots()
+        ready = [f for f in inspected if not self._keep_pending(f, live, roots)]
+        if ready:
+            await self._start_new(ready, [])
+
+    def _live_index(self) -> dict[int, dict[bytes, list[Any]]]:
+        return _fp_index((t.fp, t) for t in self.tracked.values() if t.fp.length and not t.done)
+
+    def _keep_pending(self, f: Found, live: dict[int, dict[bytes, list[Any]]], roots: set[str]) -> bool:
+        """Whether ``f`` must wait: it may be a copy of a followed file (whole, or still being written).
+
+        ``live`` indexes the followed files by fingerprint, ``roots`` are the known lineages.
+        """
+        now = time.monotonic()
+        entry = self.pending.get(f.key)
+        if entry is not None and f.size != entry.found.size:
+            entry.quiet_since = now
+        sources = _fp_lookup(live, f.head)
+        original = sources[0] if sources else None
+        lineage = _lineage(f.path, roots)
+        ambiguous = original is None and self._partial_copy(f, lineage)
+        quiet = entry is not None and now - entry.quiet_since >= self.engine.settings.rotate_wait
+        if (original is None and not ambiguous) or quiet:
+            self._drop_pending(f.key)
+            return False
+        if entry is None:
+            entry = self.pending[f.key] = Pending(f, original, now, self.recheck_soon)
+            log.info("%s starts like %s: holding it back as a possible copy", f.path,
+                     original.path if original else f"a file of {lineage}")
+        entry.found, entry.original = f, original
+        self.engine.poller.schedule(entry)
+        return True
+
+    def _partial_copy(self, f: Found, lineage: str) -> bool:
+        """``f`` is empty or holds only the start of a file of its lineage: a copy may be under way."""
+        if len(f.head) >= FP_MAX:
+            return False
+        members = self.families.get(lineage, ())
+        return any(len(m.head) > len(f.head) and m.head.startswith(f.head) for m in members if not m.done)
+
+    def _drop_pending(self, key: Key) -> None:
+        entry = self.pending.pop(key, None)
+        if entry is not None:
+            self.engine.poller.cancel(entry)
 
     def _match_inodes(self, files: list[Found]) -> list[tuple[Found, FileRecord]]:
         """Saved records with the same inode and head (to be confirmed by their guard)."""
         matches = []
         for f in files:
-            for record in sorted(self.known.get(f.key, ()), key=lambda r: r.seen, reverse=True):
+            records = sorted(self.known.get(f.key, ()), key=lambda r: r.seen, reverse=True)
+            for record in records:
                 if record.state != GONE and record.fp.matches(f.head) and f.size >= record.offset:
                     matches.append((f, record))
                     break
+            else:
+                if any(r.state == LIVE for r in records):
+                    log.warning("%s was truncated or replaced while logferry was stopped; reading it from its "
+                                "start", f.path)
         return matches
 
     def _match_heads(self, files: list[Found], index: dict[int, dict[bytes, list[Any]]]
@@ -290,7 +364,7 @@ class Discovery:
         matches = []
         for f in files:
             for record in _fp_lookup(index, f.head):
-                if f.size >= record.offset and not any(r is record for _, r in matches):
+                if record.key != f.key and f.size >= record.offset and not any(r is record for _, r in matches):
                     matches.append((f, record))
                     break
         return matches
@@ -305,7 +379,7 @@ class Discovery:
             if guard == record.guard:
                 confirmed.append((f, record))
             elif record.key == f.key:
-                log.warning("%s changed while logferry was stopped (truncated or rewritten); reading it from its "
+                log.warning("%s was truncated or rewritten while logferry was stopped; reading it from its "
                             "start", f.path)
         return confirmed
 
@@ -314,25 +388,31 @@ class Discovery:
         engine = self.engine
         settings = engine.settings
         now = time.time()
-        starts: list[tuple[float, Tailer]] = []
+        starts: list[tuple[Found, Tailer]] = []
         for f, record in resumed:
             self._unknow(record)
-            record.path, record.state, record.seen = f.path, LIVE, now
-            starts.append((f.mtime, Tailer(engine, record, f.path)))
+            record.key, record.path, record.state, record.seen = f.key, f.path, LIVE, now
+            starts.append((f, Tailer(engine, record, f.path, f.head)))
         from_tail = [f for f in new if self._starts_at_tail(f)]
         tails = await engine.blocking(_tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
         tail_of = {f.key: t for f, t in zip(from_tail, tails)}
         fresh = []
-        roots = set(self.families) | {f.path for f in new}
+        roots = self._roots() | {f.path for f in new}
         for f in new:
             offset, guard = tail_of.get(f.key) or (0, EMPTY_GUARD)
             record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), offset, guard, f.size, f.path,
                                 _lineage(f.path, roots), LIVE, now)
             fresh.append(record)
-            starts.append((f.mtime, Tailer(engine, record, f.path)))
+            starts.append((f, Tailer(engine, record, f.path, f.head)))
         await engine.persist(fresh)
-        for _, tailer in sorted(starts, key=lambda s: s[0]):
+        # Oldest first; coarse file-system clocks give equal mtimes, then the name tells the rotation order.
+        starts.sort(key=lambda s: (s[0].mtime, _rotation_rank(s[0].path, s[1].record.lineage)))
+        for _, tailer in starts:
             self._follow(tailer)
+
+    def _roots(self) -> set[str]:
+        """Every lineage known: of files followed now and of saved records."""
+        return set(self.families) | {r.lineage for rs in self.known.values() for r in rs}
 
     def _starts_at_tail(self, f: Found) -> bool:
         settings = self.engine.settings
@@ -344,10 +424,10 @@ class Discovery:
         """Track and start ``tailer`` after the undrained files of its lineage."""
         members = self.families.setdefault(tailer.record.lineage, [])
         older = [m for m in members if not m.done]
-        tailer.after = older + tailer.after
+        tailer.after = [m.drained for m in older] + tailer.after
         for member in older:
             member.supersede()
-        members[:] = older + [tailer]
+        members[:] = [*older, tailer]
         self.tracked[tailer.key] = tailer
         self.engine.start_tailer(tailer)
 
@@ -357,26 +437,28 @@ class Discovery:
         """``original`` was truncated: find the copy of its old content and resume its record there."""
         await self.scan()
         async with self._lock:
-            candidates = [h for h in self.held.values() if h.original is original]
+            candidates = [p for p in self.pending.values() if p.original is original]
             if not candidates:
                 return None
-            candidates.sort(key=lambda h: h.found.mtime, reverse=True)
-            checks = [(h.found.path, h.found.key, original.pos) for h in candidates]
+            candidates.sort(key=lambda p: p.found.mtime, reverse=True)
+            checks = [(p.found.path, p.found.key, original.pos) for p in candidates]
             results = await self.engine.blocking(guards, checks)
-            for held, guard in zip(candidates, results):
-                if guard == original.guard:
-                    del self.held[held.found.key]
-                    record = original.record
-                    record.key, record.path = held.found.key, held.found.path
-                    copy = Tailer(self.engine, record, held.found.path)
-                    copy.pos, copy.guard = original.pos, original.guard
-                    copy.superseded = True  # it is a rotated file: drained at its end
-                    log.info("%s holds the rest of %s before its truncation: reading it from offset %d",
-                             held.found.path, original.path, original.pos)
-                    self.tracked[copy.key] = copy
-                    self.families.setdefault(record.lineage, []).append(copy)
-                    self.engine.start_tailer(copy)
-                    return copy
+            for entry, guard in zip(candidates, results):
+                if guard != original.guard:
+                    continue
+                f = entry.found
+                self._drop_pending(f.key)
+                record = original.record
+                record.key, record.path = f.key, f.path
+                copy = Tailer(self.engine, record, f.path, f.head)
+                copy.pos, copy.guard = original.pos, original.guard
+                copy.superseded = True  # a rotated file: drained at its end
+                log.info("%s holds the rest of %s before its truncation: reading it from offset %d",
+                         f.path, original.path, original.pos)
+                self.tracked[copy.key] = copy
+                self.families.setdefault(record.lineage, []).append(copy)
+                self.engine.start_tailer(copy)
+                return copy
         return None
 
     async def _settle_unmatched_records(self) -> None:
@@ -412,6 +494,13 @@ class Discovery:
         elif not self.engine.stopping:
             self.rescan_soon()
 
+
+def _rotation_rank(path: str, lineage: str) -> tuple[int, int]:
+    """Among files of one lineage with equal mtimes: ``app.log.2`` before ``app.log.1`` before ``app.log``."""
+    if path == lineage:
+        return (1, 0)
+    suffix = path[len(lineage) + 1:].split(".")[0] if path.startswith(lineage) else ""
+    return (0, -int(suffix)) if suffix.isdigit() else (0, 0)
 
 def _lineage(path: str, roots: set[str]) -> str:
     """The log a path belongs to: ``app.log.1`` and ``app.log-2026`` belong to ``app.log``."""

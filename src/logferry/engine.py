@@ -19,6 +19,7 @@ import logging
 import os
 import resource
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from .reader import LinePolicy
 from .settings import Settings, SinkSpec
 from .sink import Sink
 from .tailer import Tailer
+from .watch import Watcher
 
 log = logging.getLogger("logferry.engine")
 T = TypeVar("T")
@@ -54,6 +56,8 @@ class Engine:
             raise ConfigError("no files to follow: give a path or pattern, or [sources] paths in the config")
         specs = settings.sinks or [SinkSpec("-")]
         self.sinks = sinks if sinks is not None else [self.host.make_sink(s.url, s.options, settings) for s in specs]
+        if not self.sinks:
+            raise ConfigError("no sinks: every line needs somewhere to go")
         self.outputs = frozenset(os.path.realpath(s.output_path) for s in self.sinks if s.output_path)
         self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines)
         self.losses = Losses()
@@ -61,12 +65,16 @@ class Engine:
         self.started_at = 0.0
         self.store = CheckpointStore(settings.state_dir)
         self.poller = Poller(settings.poll_interval, self.blocking)
-        self.pipeline = Pipeline(self.sinks, settings.max_inflight_bytes, self.record_changed,
+        self.pipeline = Pipeline(self.sinks, settings.max_inflight_bytes, self._acknowledged,
                                  ONCE_RETRY_LIMIT if settings.once else None)
         self.discovery: Discovery
         self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="logferry-read")
         self._dirty: dict[int, FileRecord] = {}
+        self._unsaved_bytes = 0  # acknowledged since the last commit: what a crash would re-deliver
+        self._commit_soon = asyncio.Event()
         self._tailers: dict[Tailer, asyncio.Task[None]] = {}
+        self._open_files: OrderedDict[Tailer, None] = OrderedDict()
+        self.max_open_files = settings.max_open_files or _open_file_budget()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self.ready = asyncio.Event()  # set by discovery after the first scan
@@ -76,17 +84,18 @@ class Engine:
 
     async def run(self) -> None:
         """Run until :meth:`stop` (or, with ``once``, until every file is read), then flush and save."""
-        _raise_open_file_limit()
         self.started_at = time.monotonic()
         records = await self.store.open()
         try:
             self.discovery = Discovery(self, self.patterns, records)
-            await self.pipeline.start()
             try:
-                await self._run_stages()
+                if await self._unless_stopped(self.pipeline.start()):
+                    await self._run_stages()
             finally:
                 await self._commit()
-                await self.pipeline.stop_sinks()
+                if not await self._within(time.monotonic() + self.settings.shutdown_timeout,
+                                          self.pipeline.stop_sinks()):
+                    log.warning("a sink did not stop within %ss; abandoned", self.settings.shutdown_timeout)
         finally:
             await self.store.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -109,6 +118,7 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         return {
             "files": len(self._tailers),
+            "open_files": len(self._open_files),
             "uptime": time.monotonic() - self.started_at if self.started_at else 0.0,
             "inflight_bytes": self.pipeline.inflight_bytes,
             "sinks": {s.describe(): vars(st) for s, st in zip(self.sinks, self.pipeline.stats)},
@@ -132,6 +142,37 @@ class Engine:
         self._tailers.pop(tailer, None)
         self.discovery.tailer_done(tailer)
 
+    def _acknowledged(self, record: FileRecord, nbytes: int) -> None:
+        self.record_changed(record)
+        self._unsaved_bytes += nbytes
+        if self._unsaved_bytes >= self.settings.max_inflight_bytes:
+            self._commit_soon.set()  # bound re-deliveries after a crash by bytes, not only by time
+
+    # Open descriptors, least recently active first: beyond the budget, idle files give theirs back.
+
+    def file_opened(self, tailer: Tailer) -> None:
+        self._open_files[tailer] = None
+        self.enforce_open_file_budget()
+
+    def enforce_open_file_budget(self) -> None:
+        """Over the budget, idle files close (least recently active first) until it holds."""
+        over = len(self._open_files) - self.max_open_files
+        if over <= 0:
+            return
+        for other in list(self._open_files):
+            if other.idle and not (other.orphaned or other.deleted):  # gone files cannot be reopened
+                other.close_idle()
+                over -= 1
+                if over == 0:
+                    return
+
+    def file_active(self, tailer: Tailer) -> None:
+        if tailer in self._open_files:
+            self._open_files.move_to_end(tailer)
+
+    def file_closed(self, tailer: Tailer) -> None:
+        self._open_files.pop(tailer, None)
+
     def record_changed(self, record: FileRecord) -> None:
         """An offset moved (acknowledged) or a state changed: save it at the next commit."""
         self._dirty[id(record)] = record
@@ -151,10 +192,26 @@ class Engine:
                 consumers = [tasks.create_task(self.pipeline.consume(i)) for i in range(len(self.sinks))]
                 services = [tasks.create_task(self.poller.run()), tasks.create_task(self._commit_loop())]
                 scanning = tasks.create_task(self.discovery.run())
-                await self._until_done(scanning)
-                await self._shut_down(consumers, services + [scanning])
+                watcher = await self._start_watcher()
+                try:
+                    await self._until_done(scanning)
+                    await self._shut_down(consumers, services + [scanning])
+                finally:
+                    if watcher is not None:
+                        await self.blocking(watcher.stop)
         except* LogferryError as group:
             raise group.exceptions[0] from None
+
+    async def _start_watcher(self) -> Watcher | None:
+        if not self.settings.watch or self.settings.once:
+            return None
+        watcher = Watcher(self.patterns, asyncio.get_running_loop(), self.discovery.rescan_soon)
+        try:
+            await self.blocking(watcher.start)
+        except Exception as exc:  # no events at all: polling alone still finds everything
+            log.warning("file-system events unavailable (%s); polling only", exc)
+            return None
+        return watcher
 
     async def _until_done(self, scanning: asyncio.Task[None]) -> None:
         if not self.settings.once:
@@ -186,6 +243,18 @@ class Engine:
             await asyncio.wait(list(self._tailers.values()))
         await self.pipeline.drain()
 
+    async def _unless_stopped(self, coro: Any) -> bool:
+        """Run ``coro`` unless a stop is requested first (then give it the shutdown timeout)."""
+        work = asyncio.ensure_future(coro)
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([work, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work.done():
+            work.result()
+            return True
+        await self._within(time.monotonic() + self.settings.shutdown_timeout, work)  # bounded, then stop it
+        return False
+
     async def _within(self, deadline: float, coro: Any) -> bool:
         work = asyncio.ensure_future(coro)
         force = asyncio.ensure_future(self._force.wait())
@@ -201,7 +270,12 @@ class Engine:
     async def _commit_loop(self) -> None:
         last_forget = 0.0
         while True:
-            await asyncio.sleep(self.settings.commit_interval)
+            try:
+                async with asyncio.timeout(self.settings.commit_interval):
+                    await self._commit_soon.wait()
+            except TimeoutError:
+                pass
+            self._commit_soon.clear()
             await self._commit()
             if time.monotonic() - last_forget > FORGET_EVERY and not self.discovery.first_scan:
                 last_forget = time.monotonic()
@@ -215,7 +289,7 @@ class Engine:
         """Save every changed record in one durable transaction."""
         if not self._dirty:
             return
-        records, self._dirty = list(self._dirty.values()), {}
+        records, self._dirty, self._unsaved_bytes = list(self._dirty.values()), {}, 0
         now = time.time()
         for record in records:
             record.seen = now
@@ -225,6 +299,13 @@ class Engine:
             for record in records:
                 self._dirty.setdefault(id(record), record)
             log.error("could not save checkpoints (%s: %s); retrying at the next commit", type(exc).__name__, exc)
+
+
+def _open_file_budget() -> int:
+    """Files we may hold open: the process's limit (raised to its hard limit) minus room for the rest."""
+    _raise_open_file_limit()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else max(16, soft - 128)
 
 
 def _raise_open_file_limit() -> None:

@@ -15,7 +15,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .batch import Batch
 from .checkpoints import FileRecord
@@ -51,7 +51,7 @@ class Pipeline:
         self,
         sinks: list[Sink],
         max_inflight: int,
-        on_acked: Callable[[FileRecord], None],
+        on_acked: Callable[[FileRecord, int], None],
         retry_limit: int | None = None,
     ) -> None:
         self.sinks = sinks
@@ -101,8 +101,6 @@ class Pipeline:
         self._outstanding += 1
         self._idle.clear()
         entry = _Entry(record, batch, guard, len(self._queues))
-        if not self._queues:
-            self._ack(entry)
         for queue in self._queues:
             queue.put_nowait(entry)
 
@@ -130,7 +128,7 @@ class Pipeline:
         record.guard = entry.guard
         self._inflight_bytes -= len(entry.batch.data)
         self._outstanding -= 1
-        self._on_acked(record)
+        self._on_acked(record, len(entry.batch.data))
         while self._space_waiters:
             waiter = self._space_waiters.popleft()
             if not waiter.done():

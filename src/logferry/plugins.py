@@ -194,7 +194,9 @@ class PluginHost:
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConfigError(f"plugin {owner} could not create a sink for {url!r}: {type(exc).__name__}: {exc}")
+            raise ConfigError(
+                f"plugin {owner} could not create a sink for {url!r}: {type(exc).__name__}: {exc}"
+            ) from exc
         if sink is None:
             raise ConfigError(f"plugin {owner} declares scheme {scheme!r} but returned no sink for {url!r}")
         return sink

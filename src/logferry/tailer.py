@@ -1,7 +1,7 @@
 """One followed file: reads, complete lines → batches, rotation, truncation, drain and close.
 
 One coroutine per file (the seed's design, kept): a file's reads, its position and its rotation
-state live in one place and its batches leave in file order by construction. Idle files cost
+state live in one place, and its batches leave in file order by construction. Idle files cost
 nothing here: they sleep until the shared :class:`~logferry.poller.Poller` (or a watcher hint) sees
 them change, so thousands of coroutines wake only when there is something to read.
 
@@ -30,24 +30,27 @@ log = logging.getLogger("logferry.tailer")
 class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
-    def __init__(self, engine: Engine, record: FileRecord, path: str) -> None:
+    def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"") -> None:
         self.engine = engine
-        self.record = record
+        self.record = record  # the checkpoint of the generation being read
         self.key: Key = record.key
         self.path = path
-        self.pos = record.offset
+        self.pos = record.offset  # where the next read starts: the end of the last line queued
         self.guard = record.guard
         self.fp = record.fp
+        self.head = head  # the first bytes (up to FP_MAX): a copy still being written starts with them
         self.fd: int | None = None
         self.size = record.size
-        self.discarding = False
-        self.after: list[Tailer] = []  # older files of the same log, to drain first
+        self.discarding = False  # inside a long line whose rest is dropped by policy
+        self.after: list[asyncio.Event] = []  # drained events of older files of the same log
         self.superseded = False  # a newer file of the same log exists
         self.orphaned = False  # no longer at any followed path: renamed away or deleted
         self.deleted = False
+        self.idle = False  # asleep at the end of its file (its descriptor may be closed meanwhile)
         self.drained = asyncio.Event()  # superseded and read to its end: its successor may start
         self.done = False
         self.last_growth = time.monotonic()
+        self._saved_fp_length = record.fp.length  # the fingerprint the store holds for this record
         self._waiter: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
@@ -73,9 +76,13 @@ class Tailer:
     def moved_to(self, path: str) -> None:
         if path != self.path:
             log.info("%s is now %s (same file)", self.path, path)
-            self.path = path
-            self.record.path = path
+            self.path = self.record.path = path
         self.orphan(False)
+
+    def close_idle(self) -> None:
+        """Give the descriptor back while asleep; the file is reopened (and re-checked) when it grows."""
+        if self.idle and self.fd is not None:
+            self._close()
 
     # -- the coroutine ------------------------------------------------------------
 
@@ -102,6 +109,8 @@ class Tailer:
                 if not await self._idle():
                     await self._finish()
                     return
+        except OSError as exc:  # an I/O error on this file must not stop the others
+            log.error("stopped following %s: %s", self.path, exc.strerror or exc)
         finally:
             self._close()
             self.done = True
@@ -113,27 +122,29 @@ class Tailer:
         """Lines of a rotated-away file go out before its successor's. False when stopping."""
         while self.after and not self.engine.stopping:
             older = self.after[0]
-            if older.drained.is_set():
+            if older.is_set():
                 self.after.pop(0)
                 continue
-            waiter = asyncio.ensure_future(older.drained.wait())
+            waiter = asyncio.ensure_future(older.wait())
             self._waiter = asyncio.get_running_loop().create_future()
             await asyncio.wait([waiter, self._waiter], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
         return not self.engine.stopping
 
     async def _open(self) -> bool:
-        """Open the file and make sure it is still the file we think it is."""
+        """Open the file if it is still the file we think it is (same inode, same head)."""
         opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
         if opened is None:
-            log.info("%s changed before it could be opened; it will be found again by the next scan", self.path)
-            self.engine.discovery.rescan_soon()
+            if self.size == self.record.size and self.pos == self.record.offset and not self.engine.stopping:
+                log.info("%s changed before it could be opened; the next scan looks again", self.path)
+                self.engine.discovery.rescan_soon()
             return False
-        self.fd, self.size = opened
+        self.fd = opened
+        self.engine.file_opened(self)
         return True
 
     async def _read(self, final: bool = False) -> Step:
-        if self.fd is None and not await self._reopen():
+        if self.fd is None and not await self._open():
             return Step(size=self.size, nlink=0 if self.deleted else 1)
         step = await self.engine.blocking(
             read_step, self.fd, self.pos, self.guard, self.discarding, self.engine.policy, self.fp.length, final
@@ -141,16 +152,23 @@ class Tailer:
         if step.head is not None and not step.truncated:
             if self.fp.matches(step.head):
                 self.fp = self.record.fp = Fingerprint.of(step.head)
+                self.head = step.head
             else:
                 step.truncated = True  # its first bytes changed: rewritten in place
         if not step.truncated:  # keep the size seen before a truncation: it measures what was lost
-            self.size = step.size
+            self.size = self.record.size = step.size
             self.discarding = step.discarding
         self.deleted = step.nlink == 0
         return step
 
     async def _ship(self, pieces: list[Piece]) -> None:
         engine = self.engine
+        if self.record.fp.length != self._saved_fp_length:
+            # A file's identity is durable before its lines leave: a record saved with a shorter
+            # fingerprint (a file that was empty or small) could be mistaken for another file
+            # after a crash, e.g. for what a copytruncate left at the same inode.
+            await engine.persist([self.record])
+            self._saved_fp_length = self.record.fp.length
         for piece in pieces:
             batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data)
             self.pos, self.guard = piece.end, piece.guard
@@ -160,6 +178,7 @@ class Tailer:
             elif piece.cut:
                 engine.losses.note_cut(self.path)
         self.last_growth = time.monotonic()
+        engine.file_active(self)
 
     async def _idle(self) -> bool:
         """Sleep until the file changes. False when it is time to finish (gone and quiet)."""
@@ -172,7 +191,12 @@ class Tailer:
             self._close()  # reopened when it grows (the poller stats its path meanwhile)
         limit = settings.rotate_wait if gone else settings.close_inactive if self.fd is not None else None
         self.engine.poller.schedule(self)
-        await self._sleep(None if limit is None else limit - quiet_for)
+        self.idle = True
+        self.engine.enforce_open_file_budget()
+        try:
+            await self._sleep(None if limit is None else limit - quiet_for)
+        finally:
+            self.idle = False
         return True
 
     async def _sleep(self, timeout: float | None) -> None:
@@ -194,21 +218,17 @@ class Tailer:
         self.engine.record_changed(self.record)
         log.info("closed %s: %s and drained", self.path, "deleted" if self.deleted else "rotated away")
 
-    async def _reopen(self) -> bool:
-        """Reopen a file closed while inactive, if it is still the same file."""
-        opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
-        if opened is None:
-            return False
-        self.fd, _ = opened
-        return True
-
     async def _restart_after_truncation(self) -> None:
         """copytruncate or a rewrite: finish this generation (in a copy if one holds it), restart at 0."""
         old = self.record
         log.warning("%s was truncated or rewritten at offset %d; reading it again from its start", self.path, self.pos)
         copy = await self.engine.discovery.adopt_copy(self)
+        # This generation is over: whoever waits for it may go on; the next one has a drained of its own.
+        self.drained.set()
+        self.drained = asyncio.Event()
+        self.superseded = self.orphaned
         if copy is not None:
-            self.after.append(copy)
+            self.after.append(copy.drained)
         else:
             if self.size > self.pos:  # bytes seen but not read before the truncation
                 self.engine.losses.add(self.path, "truncated_unread", self.size - self.pos)
@@ -218,23 +238,25 @@ class Tailer:
                                  old.lineage)
         await self.engine.persist([self.record])  # its file_id is durable before any line leaves
         self.pos, self.guard, self.fp, self.discarding, self.size = 0, EMPTY_GUARD, self.record.fp, False, 0
+        self.head = b""
+        self._saved_fp_length = 0
 
     def _close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+            self.engine.file_closed(self)
 
 
-def _open_checked(path: str, key: Key, fp: Fingerprint) -> tuple[int, int] | None:
-    """Open ``path`` if it is still the file ``key`` with head ``fp``; return (fd, size)."""
+def _open_checked(path: str, key: Key, fp: Fingerprint) -> int | None:
+    """Open ``path`` if it is still the file ``key`` starting with ``fp``; runs on a worker thread."""
     try:
         fd = open_readonly(path)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if key_of(st) == key and fp.matches(read_head(fd)):
-            return fd, st.st_size
+        if key_of(os.fstat(fd)) == key and fp.matches(read_head(fd)):
+            return fd
     except OSError:
         pass
     os.close(fd)

@@ -22,6 +22,7 @@ class LoopThread:
         self.name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._ended: asyncio.Future[None] | None = None
 
     @property
     def running(self) -> bool:
@@ -33,7 +34,9 @@ class LoopThread:
             return
         caller = asyncio.get_running_loop()
         ready: asyncio.Future[None] = caller.create_future()
+        self._ended = caller.create_future()
         self._loop = asyncio.new_event_loop()
+        ended = self._ended
 
         def main() -> None:
             loop = self._loop
@@ -43,9 +46,10 @@ class LoopThread:
             try:
                 loop.run_forever()
             finally:
-                # Let cancelled or finishing callbacks run once, then release the loop's resources.
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
+                if not caller.is_closed():
+                    caller.call_soon_threadsafe(_resolve, ended)
 
         self._thread = threading.Thread(target=main, name=self.name, daemon=True)
         self._thread.start()
@@ -60,12 +64,16 @@ class LoopThread:
         return await asyncio.wrap_future(future)
 
     async def stop(self) -> None:
-        """Stop the loop after the work already handed to it, and wait for the thread to end."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None or not thread.is_alive():
+        """Stop the loop after the work already handed to it, and wait for the thread to end.
+
+        The wait is a future the thread resolves as it ends, not a ``join`` on a worker thread, so a
+        thread stuck in a system call can be abandoned by cancelling this (it is a daemon thread).
+        """
+        thread, loop, ended = self._thread, self._loop, self._ended
+        if thread is None or loop is None or ended is None or not thread.is_alive():
             return
         loop.call_soon_threadsafe(loop.stop)
-        await asyncio.to_thread(thread.join)
+        await ended
         self._thread = None
 
 

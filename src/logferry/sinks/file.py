@@ -9,6 +9,7 @@ A batch is acknowledged once ``write(2)`` has taken it all (it survives a crash 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 
@@ -20,6 +21,8 @@ from ..threadloop import LoopThread
 
 STDOUT = "-"
 _REOPEN_CHECK = 1.0  # seconds between checks that the output was not rotated away
+TORN_SCAN = 4 << 20  # how far back to look for the end of the last complete line
+log = logging.getLogger("logferry.sinks.file")
 
 
 class FileSink(Sink):
@@ -60,9 +63,31 @@ class FileSink(Sink):
             if parent:
                 os.makedirs(parent, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._cut_torn_tail()
         except OSError as exc:
             raise SinkError(f"cannot open {self.path}: {exc.strerror}", retryable=False) from None
         self._checked_at = time.monotonic()
+
+    def _cut_torn_tail(self) -> None:
+        """A crash in the middle of a write can leave a partial last line. That batch was never
+        acknowledged, so it is shipped again: cut the fragment rather than glue it to the next line."""
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        if size == 0 or not os.path.isfile(self.path):
+            return
+        start = max(0, size - TORN_SCAN)
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            tail = f.read()
+        if tail.endswith(b"\n"):
+            return
+        nl = tail.rfind(b"\n")
+        if nl < 0 and start > 0:
+            return  # no line end in reach: not a torn line of ours; leave the file alone
+        keep = start + nl + 1
+        os.truncate(self.path, keep)
+        log.warning("%s ended with a partial line (%d bytes, left by a crash); removed it: its line is "
+                    "shipped again", self.path, size - keep)
 
     async def _write(self, batch: Batch) -> None:
         if self._fd is None:

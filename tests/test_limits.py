@@ -1,0 +1,167 @@
+"""Limits for many files and bad input: idle files give their descriptors back, the open-file budget
+holds, old files start at their end, stale checkpoints are forgotten, long lines are bounded,
+shutdown is bounded even with a stalled sink."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from conftest import Daemon, append, cli, lines, out_lines, run_engine, wait_for
+
+from logferry import Batch, Sink
+from logferry.checkpoints import CheckpointStore
+
+
+
+def test_inactive_files_are_closed_and_reopened_when_they_grow(settings, tmp_path: Path) -> None:
+    s = settings(close_inactive=0.2)
+    log = tmp_path / "in" / "a.log"
+    log.write_bytes(b"one\n")
+
+    async def until(engine) -> None:
+        await wait_for(lambda: out_lines(tmp_path) == [b"one"])
+        await wait_for(lambda: engine.stats()["open_files"] == 0)
+        append(log, b"two\n")
+        await wait_for(lambda: out_lines(tmp_path) == [b"one", b"two"])
+
+    run_engine(s, until)
+
+
+def test_no_more_files_are_held_open_than_the_budget(settings, tmp_path: Path) -> None:
+    s = settings(max_open_files=5)
+    paths = [tmp_path / "in" / f"{i:02}.log" for i in range(20)]
+    for p in paths:
+        p.write_bytes(b"first\n")
+
+    async def until(engine) -> tuple[int, int]:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 20)
+        await asyncio.sleep(0.2)
+        held = engine.stats()["open_files"]
+        for p in paths:
+            append(p, b"second\n")
+        await wait_for(lambda: len(out_lines(tmp_path)) == 40)
+        return held, engine.stats()["files"]
+
+    _, (held, followed) = run_engine(s, until)
+    assert held <= 5 and followed == 20
+
+
+def test_files_older_than_ignore_older_start_at_their_end(settings, tmp_path: Path) -> None:
+    s = settings(ignore_older=3600.0)
+    old, new = tmp_path / "in" / "old.log", tmp_path / "in" / "new.log"
+    old.write_bytes(b"ancient\n")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    new.write_bytes(b"recent\n")
+
+    async def until(engine) -> None:
+        await wait_for(lambda: out_lines(tmp_path) == [b"recent"])
+        append(old, b"revived\n")
+        await wait_for(lambda: len(out_lines(tmp_path)) == 2)
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == [b"recent", b"revived"]
+
+
+def test_checkpoints_of_files_long_gone_are_forgotten(settings, tmp_path: Path, monkeypatch) -> None:
+    s = settings(once=True, forget_after=0.5)
+    (tmp_path / "in" / "gone.log").write_bytes(b"x\n")
+    run_engine(s)
+    (tmp_path / "in" / "gone.log").unlink()
+    (tmp_path / "in" / "kept.log").write_bytes(b"y\n")
+    time.sleep(0.6)
+    monkeypatch.setattr("logferry.engine.FORGET_EVERY", 0.0)
+    run_engine(s.replace(once=False), lambda engine: asyncio.sleep(0.5))
+
+    async def records() -> list[str]:
+        store = CheckpointStore(s.state_dir)
+        found = await store.open()
+        await store.close()
+        return [r.path for r in found]
+
+    assert [os.path.basename(p) for p in asyncio.run(records())] == ["kept.log"]
+
+
+def test_long_lines_are_split_by_default_counted_and_bounded(settings, tmp_path: Path) -> None:
+    s = settings(once=True, max_line_bytes=1000)
+    (tmp_path / "in" / "a.log").write_bytes(b"short\n" + b"x" * 2500 + b"\nafter\n")
+    engine, _ = run_engine(s)
+    assert out_lines(tmp_path) == [b"short", b"x" * 1000, b"x" * 1000, b"x" * 500, b"after"]
+    assert engine.stats()["cut_lines"] == 2 and engine.losses.total() == 0
+
+
+def test_skipped_long_lines_are_counted_as_lost(settings, tmp_path: Path) -> None:
+    s = settings(once=True, max_line_bytes=1000, long_lines="skip")
+    (tmp_path / "in" / "a.log").write_bytes(b"short\n" + b"x" * 2500 + b"\nafter\n")
+    engine, _ = run_engine(s)
+    assert out_lines(tmp_path) == [b"short", b"after"]
+    assert engine.losses.by_reason() == {"line_too_long": 2501}
+
+
+def test_nul_bytes_and_invalid_utf8_pass_through_raw(settings, tmp_path: Path) -> None:
+    s = settings(once=True)
+    data = b"nul\x00inside\n\xff\xfe\xfd\n\r\n"
+    (tmp_path / "in" / "a.log").write_bytes(data)
+    run_engine(s)
+    assert (tmp_path / "out.log").read_bytes() == data
+
+
+class StalledSink(Sink):
+    """Accepts one batch, then never returns."""
+
+    def __init__(self) -> None:
+        super().__init__("stalled:")
+        self.calls = 0
+
+    async def send(self, batch: Batch) -> None:
+        self.calls += 1
+        if self.calls > 1:
+            await asyncio.Event().wait()
+
+
+def test_a_stalled_sink_stops_the_readers_and_shutdown_stays_bounded(settings, tmp_path: Path) -> None:
+    s = settings(max_inflight_bytes=64 << 10, shutdown_timeout=0.5)
+    for i in range(3):
+        (tmp_path / "in" / f"{i}.log").write_bytes(lines(f"f{i}", 200_000))  # 2 MB each
+    sink = StalledSink()
+
+    async def until(engine) -> int:
+        await asyncio.sleep(0.5)
+        return engine.pipeline.inflight_bytes
+
+    started = time.monotonic()
+    engine, inflight = run_engine(s, until, sinks=[sink])
+    assert time.monotonic() - started < 5
+    assert inflight <= (64 << 10) + (1 << 20) + 1  # the budget, plus at most one read
+    # Nothing past the first batch was acknowledged, so nothing past it was checkpointed.
+    offsets = [t for t in engine.progress()]
+    assert offsets == [] or all(offset <= (1 << 20) + 1 for _, offset, _ in offsets)
+
+
+def test_sigterm_with_a_dead_sink_exits_within_the_shutdown_timeout(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.log").write_bytes(b"line\n")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody reads it: opening it for writing blocks the sink thread
+    config = tmp_path / "c.toml"
+    config.write_text('[output]\nshutdown_timeout = "1s"\n')
+    daemon = Daemon(str(tmp_path / "in" / "*.log"), "-c", str(config), "--sink", f"file:{fifo}",
+                    "--state-dir", str(tmp_path / "s"))
+    time.sleep(1.0)
+    started = time.monotonic()
+    daemon.proc.terminate()
+    try:
+        daemon.proc.communicate(timeout=20)
+    finally:
+        if daemon.alive():
+            daemon.kill()
+    assert daemon.proc.returncode == 0
+    assert time.monotonic() - started < 5
+
+
+def test_a_state_dir_that_cannot_be_created_is_exit_code_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = cli("run", str(tmp_path / "x.log"), "--once", "--state-dir", str(tmp_path / "file" / "state"))
+    assert result.returncode == 2 and "cannot use state directory" in result.stderr

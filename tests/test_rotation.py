@@ -1,0 +1,186 @@
+"""Rotation, truncation and deletion while logferry runs: nothing lost, nothing doubled, and the
+lines of a rotated-away file leave before its successor's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from conftest import append, lines, out_lines, run_engine, wait_for
+
+from logferry.verify import verify_files
+
+
+
+
+def truth(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_rename_rotation_loses_no_line_and_keeps_order(settings, tmp_path: Path) -> None:
+    s = settings(str(tmp_path / "in" / "app.log"))
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 100)
+        append(log, lines("a", 50, start=100))  # written just before the rename: not yet read
+        os.rename(log, tmp_path / "in" / "app.log.1")  # not matched by the pattern any more
+        log.write_bytes(lines("a", 100, start=150))  # the new file
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 250)
+        await asyncio.sleep(0.5)  # the old file is drained, stays quiet, and is closed
+        assert not any("app.log.1" in os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                       if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    run_engine(s, until)
+    report = verify_files(str(tmp_path / "out.log"), [truth(tmp_path, "truth", lines("a", 250))])
+    assert report.ok, report
+
+
+def test_a_renamed_file_still_matched_is_the_same_file(settings, tmp_path: Path) -> None:
+    s = settings(str(tmp_path / "in" / "app.log*"))
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 100)
+        os.rename(log, tmp_path / "in" / "app.log.1")
+        append(tmp_path / "in" / "app.log.1", lines("a", 10, start=100))
+        log.write_bytes(lines("a", 20, start=110))
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 130)
+        await asyncio.sleep(0.5)
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == lines("a", 130).splitlines()
+
+
+def test_copytruncate_loses_no_line_the_copy_holds_the_unread_tail(settings, tmp_path: Path) -> None:
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=2.0)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 100)
+        append(log, lines("a", 50, start=100))  # not read yet when logrotate copies and truncates
+        shutil.copyfile(log, tmp_path / "in" / "app.log.1")
+        os.truncate(log, 0)
+        append(log, lines("a", 30, start=150))
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 180)
+        await asyncio.sleep(0.3)
+
+    engine, _ = run_engine(s, until)
+    assert out_lines(tmp_path) == lines("a", 180).splitlines()
+    assert engine.losses.total() == 0
+
+
+def test_truncation_without_a_copy_restarts_at_zero_and_counts_the_loss(settings, tmp_path: Path, caplog) -> None:
+    s = settings()
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 100)
+        os.truncate(log, 0)
+        log.write_bytes(lines("b", 10))
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 110)
+        return engine.losses.total()
+
+    _, lost = run_engine(s, until)
+    assert out_lines(tmp_path) == (lines("a", 100) + lines("b", 10)).splitlines()
+    assert lost == 0  # nothing had been written past the offset before the truncation
+    warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+
+
+def test_truncated_then_regrown_past_the_offset_is_noticed(settings, tmp_path: Path) -> None:
+    s = settings()
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 10))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 10)
+        with open(log, "r+b") as f:  # rewritten in place, longer than before: size never looks smaller
+            f.write(lines("b", 30))
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 40)
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == (lines("a", 10) + lines("b", 30)).splitlines()
+
+
+def test_a_file_deleted_while_open_is_drained_then_closed(settings, tmp_path: Path) -> None:
+    s = settings()
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 10))
+
+    def held_open() -> bool:
+        return any("app.log" in os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                   if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 10)
+        with open(log, "ab") as writer:  # the writing application keeps its handle...
+            os.unlink(log)  # ...while the file is deleted
+            writer.write(lines("a", 5, start=10) + b"no newline at the end")
+        await wait_for(lambda: not held_open(), timeout=10)
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == lines("a", 15).splitlines() + [b"no newline at the end"]
+
+
+def test_new_files_are_read_from_their_head_even_with_from_tail(settings, tmp_path: Path) -> None:
+    s = settings(start="tail")
+    (tmp_path / "in" / "old.log").write_bytes(lines("old", 5))
+
+    async def until(engine) -> None:
+        (tmp_path / "in" / "new.log").write_bytes(lines("new", 5))
+        await wait_for(lambda: len(out_lines(tmp_path)) == 5)
+        append(tmp_path / "in" / "old.log", lines("old", 1, start=5))
+        await wait_for(lambda: len(out_lines(tmp_path)) == 6)
+
+    run_engine(s, until)
+    assert sorted(out_lines(tmp_path)) == sorted(lines("new", 5).splitlines() + [b"old-000005"])
+
+
+def test_a_live_unterminated_line_waits_for_its_newline(settings, tmp_path: Path) -> None:
+    s = settings()
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(b"done\nstill being wri")
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 1)
+        await asyncio.sleep(0.5)  # longer than rotate_wait: a live file's partial line is not shipped
+        assert out_lines(tmp_path) == [b"done"]
+        append(log, b"tten\n")
+        await wait_for(lambda: len(out_lines(tmp_path)) == 2)
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == [b"done", b"still being written"]
+
+
+def test_files_with_identical_content_are_distinct_files(settings, tmp_path: Path) -> None:
+    s = settings(once=True)
+    for name in ("a.log", "b.log", "c.log"):
+        (tmp_path / "in" / name).write_bytes(b"hello\n")  # under 1 KiB, same first line, same content
+    run_engine(s)
+    assert out_lines(tmp_path) == [b"hello"] * 3
+
+
+def test_symlinks_to_one_file_are_followed_once(settings, tmp_path: Path) -> None:
+    s = settings(once=True)
+    (tmp_path / "in" / "real.log").write_bytes(lines("r", 3))
+    os.symlink(tmp_path / "in" / "real.log", tmp_path / "in" / "link.log")
+    run_engine(s)
+    assert out_lines(tmp_path) == lines("r", 3).splitlines()
+
+
+def test_excluded_and_sink_output_files_are_not_followed(settings, tmp_path: Path) -> None:
+    s = settings(str(tmp_path / "*.log"), str(tmp_path / "in" / "*"), once=True, exclude=["*.gz"])
+    (tmp_path / "in" / "a.log").write_bytes(b"a\n")
+    (tmp_path / "in" / "a.log.gz").write_bytes(b"compressed\n")
+    run_engine(s)  # the sink writes tmp_path/out.log, which the first pattern matches
+    run_engine(s)
+    assert out_lines(tmp_path) == [b"a"]
