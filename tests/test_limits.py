@@ -165,3 +165,40 @@ def test_a_state_dir_that_cannot_be_created_is_exit_code_2(tmp_path: Path) -> No
     (tmp_path / "file").write_text("")
     result = cli("run", str(tmp_path / "x.log"), "--once", "--state-dir", str(tmp_path / "file" / "state"))
     assert result.returncode == 2 and "cannot use state directory" in result.stderr
+
+
+class FlakySink(Sink):
+    """Fails the first ``failures`` sends, then works."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__("flaky:")
+        self.failures = failures
+        self.received: list[bytes] = []
+
+    async def send(self, batch: Batch) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the destination is down")
+        self.received.append(bytes(batch.data))
+
+
+def test_a_failing_sink_is_retried_until_it_takes_the_batch(settings, tmp_path: Path, caplog) -> None:
+    s = settings(once=True)
+    (tmp_path / "in" / "a.log").write_bytes(lines("a", 1000))
+    sink = FlakySink(failures=3)
+    engine, _ = run_engine(s, sinks=[sink])
+    assert b"".join(sink.received) == lines("a", 1000)
+    assert engine.stats()["sinks"]["flaky:"]["retries"] == 3
+    assert any("retrying the batch" in r.getMessage() for r in caplog.records)
+
+
+def test_once_gives_up_on_a_sink_that_keeps_failing(settings, tmp_path: Path, monkeypatch) -> None:
+    import pytest
+
+    from logferry import LogferryError
+
+    monkeypatch.setattr("logferry.pipeline.RETRY_FIRST", 0.001)
+    s = settings(once=True)
+    (tmp_path / "in" / "a.log").write_bytes(b"x\n")
+    with pytest.raises(LogferryError, match="sink flaky: failed: ConnectionError: the destination is down"):
+        run_engine(s, sinks=[FlakySink(failures=100)])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conftest import append, lines, out_lines, run_engine, wait_for
 
+from logferry import Batch, Sink
 from logferry.verify import verify_files
 
 
@@ -184,3 +185,51 @@ def test_excluded_and_sink_output_files_are_not_followed(settings, tmp_path: Pat
     run_engine(s)  # the sink writes tmp_path/out.log, which the first pattern matches
     run_engine(s)
     assert out_lines(tmp_path) == [b"a"]
+
+
+class SlowSink(Sink):
+    """Takes 50 ms per batch, so the reader falls behind the writer; keeps what it received."""
+
+    def __init__(self) -> None:
+        super().__init__("slow:")
+        self.received = bytearray()
+
+    async def send(self, batch: Batch) -> None:
+        await asyncio.sleep(0.05)
+        self.received += batch.data
+
+
+def test_bytes_truncated_before_they_were_read_are_counted(settings, tmp_path: Path) -> None:
+    s = settings(max_inflight_bytes=64 << 10)
+    log = tmp_path / "in" / "app.log"
+    old = lines("a", 400_000)  # 3.6 MB: read 1 MiB at a time, behind a slow sink
+    log.write_bytes(old)
+    sink = SlowSink()
+
+    async def until(engine) -> int:
+        await wait_for(lambda: any(pos > 0 for _, pos, _ in engine.progress()))
+        os.truncate(log, 0)  # no copy anywhere: what was not read yet is gone
+        log.write_bytes(lines("b", 10))
+        await wait_for(lambda: bytes(sink.received).endswith(lines("b", 10)), timeout=30)
+        return engine.losses.by_reason()["truncated_unread"]
+
+    _, lost = run_engine(s, until, sinks=[sink])
+    shipped_old = bytes(sink.received)[: -len(lines("b", 10))]
+    assert old.startswith(shipped_old) and lost > 0
+    assert len(shipped_old) + lost == len(old)  # every byte either shipped or counted as lost
+
+
+def test_a_backup_copy_of_a_live_file_is_followed_after_rotate_wait(settings, tmp_path: Path) -> None:
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=0.5)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 20))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 20)
+        shutil.copyfile(log, tmp_path / "in" / "app.log.bak")  # a copy, but no truncation follows
+        await asyncio.sleep(0.3)
+        assert len(out_lines(tmp_path)) == 20  # held back as a possible copytruncate copy
+        await wait_for(lambda: len(out_lines(tmp_path)) == 40, timeout=10)
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == lines("a", 20).splitlines() * 2  # a copy is content of its own

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("logferry.discovery")
 
 _SEPARATORS = ".-_"
+MAX_UNSURE_SCANS = 5  # scans in a row that met moving files before new files start anyway
 
 
 @dataclass(slots=True)
@@ -122,8 +123,8 @@ def _excluded(path: str, excludes: list[str]) -> bool:
 
 
 def inspect(files: list[Found]) -> tuple[list[Found], list[tuple[str, str]]]:
-    """Read the head of each new file. Files replaced meanwhile are dropped (the next scan sees them);
-    files that cannot be read are returned as (path, reason)."""
+    """Read the head of each new file. Files renamed or replaced since the scan listed them are left
+    out (the next scan sees them where they are now); unreadable ones are returned as (path, reason)."""
     out, unreadable = [], []
     for f in files:
         try:
@@ -195,7 +196,11 @@ class Discovery:
         for record in records:
             self.known.setdefault(record.key, []).append(record)
         self.first_scan = True
+        self.present_at_start: set[Key] = set()  # what ``start = "tail"`` applies to
         self.scans = 0
+        self._settled = False  # saved records not found again have been declared gone
+        self._unsure = False  # this scan met files that moved while it looked at them
+        self._unsure_streak = 0
         self._unreadable: set[str] = set()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -209,7 +214,10 @@ class Discovery:
         while not engine.stopping:
             await self.scan()
             if engine.settings.once:
-                return
+                if not self._unsure or self._unsure_streak > MAX_UNSURE_SCANS:
+                    return
+                await asyncio.sleep(0.01)  # a rotation is under way: let it finish, look again
+                continue
             deadline = time.monotonic() + engine.settings.scan_interval
             while not engine.stopping and not self._want_scan and time.monotonic() < deadline:
                 self._wake.clear()
@@ -237,6 +245,11 @@ class Discovery:
             settings = self.engine.settings
             found = await self.engine.blocking(expand, self.patterns, settings.exclude, self.engine.outputs)
             self.scans += 1
+            if not self._unsure:
+                self._unsure_streak = 0
+            self._unsure = False
+            if self.first_scan:
+                self.present_at_start = set(found)
             self._update_followed(found)
             waiting = [found.pop(key) for key in list(self.pending) if key in found]
             for key in set(self.pending) - {f.key for f in waiting}:
@@ -245,9 +258,15 @@ class Discovery:
                 await self._recheck(waiting)
             if found:
                 await self._add_new(list(found.values()))
+            if self._unsure:
+                self._unsure_streak += 1
+                self.rescan_soon()  # files moved while we looked (a rotation under way): look again
+            elif not self._settled:
+                self._settled = True
+                self.present_at_start.clear()  # every file present at start has been classified
+                await self._settle_unmatched_records()
             if self.first_scan:
                 self.first_scan = False
-                await self._settle_unmatched_records()
                 self.engine.ready.set()
 
     async def recheck_pending(self) -> None:
@@ -273,22 +292,26 @@ class Discovery:
     async def _add_new(self, files: list[Found]) -> None:
         """Resume what the saved records say (same inode, or a copy), hold possible copies, start the rest."""
         engine = self.engine
+        listed = len(files)
         files, unreadable = await engine.blocking(inspect, files)
+        self._unsure |= len(files) + len(unreadable) < listed
         for path, reason in unreadable:
             if path not in self._unreadable:
                 self._unreadable.add(path)
                 log.warning("cannot read %s: %s (skipped until it becomes readable)", path, reason)
-        resumed = await self._confirm(self._match_inodes(files))
+        resumed, unsure = await self._confirm(self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
-        files = _without(files, resumed)
+        files = _without(files, resumed + unsure)
         orphans = _fp_index(r for rs in self.known.values() for r in rs
                             if r.state == LIVE and r.offset > 0 and id(r) not in claimed)
         if orphans and files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
-            copies = await self._confirm(self._match_heads(files, orphans))
+            copies, unsure = await self._confirm(self._match_heads(files, orphans))
             for f, record in copies:
                 log.info("%s is a copy of %s: resuming at offset %d", f.path, record.path, record.offset)
             resumed += copies
-            files = _without(files, copies)
+            files = _without(files, copies + unsure)
+        if self._unsure and self._unsure_streak < MAX_UNSURE_SCANS:
+            return  # the order of a log's files is decided once all of them are known: next scan
         if not engine.settings.once and files:
             live, roots = self._live_index(), self._roots()
             files = [f for f in files if not self._keep_pending(f, live, roots)]
@@ -349,8 +372,8 @@ class Discovery:
         matches = []
         for f in files:
             records = sorted(self.known.get(f.key, ()), key=lambda r: r.seen, reverse=True)
-            for record in records:
-                if record.state != GONE and record.fp.matches(f.head) and f.size >= record.offset:
+            for record in records:  # a record declared gone may be found again: same inode, head, guard
+                if record.fp.matches(f.head) and f.size >= record.offset:
                     matches.append((f, record))
                     break
             else:
@@ -369,19 +392,24 @@ class Discovery:
                     break
         return matches
 
-    async def _confirm(self, candidates: list[tuple[Found, FileRecord]]) -> list[tuple[Found, FileRecord]]:
-        """Keep the matches whose bytes before the offset are unchanged."""
+    async def _confirm(self, candidates: list[tuple[Found, FileRecord]]
+                       ) -> tuple[list[tuple[Found, FileRecord]], list[tuple[Found, FileRecord]]]:
+        """Split matches into confirmed (the bytes before the offset are unchanged) and unsure (the
+        file moved before it could be checked: left for the next scan). The rest are new files."""
         if not candidates:
-            return []
+            return [], []
         results = await self.engine.blocking(guards, [(f.path, f.key, r.offset) for f, r in candidates])
-        confirmed = []
+        confirmed, unsure = [], []
         for (f, record), guard in zip(candidates, results):
             if guard == record.guard:
                 confirmed.append((f, record))
+            elif guard is None:
+                unsure.append((f, record))
+                self._unsure = True
             elif record.key == f.key:
                 log.warning("%s was truncated or rewritten while logferry was stopped; reading it from its "
                             "start", f.path)
-        return confirmed
+        return confirmed, unsure
 
     async def _start_new(self, new: list[Found], resumed: list[tuple[Found, FileRecord]]) -> None:
         """Create records for new files (saved before anything is read) and start every tailer."""
@@ -416,7 +444,7 @@ class Discovery:
 
     def _starts_at_tail(self, f: Found) -> bool:
         settings = self.engine.settings
-        if self.first_scan and settings.start == "tail":
+        if settings.start == "tail" and f.key in self.present_at_start:
             return True
         return settings.ignore_older is not None and time.time() - f.mtime > settings.ignore_older
 
