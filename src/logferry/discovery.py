@@ -31,9 +31,9 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, Key, digest, guard_at, key_of, open_readonly, read_head
@@ -46,6 +46,8 @@ log = logging.getLogger("logferry.discovery")
 
 _SEPARATORS = ".-_"
 MAX_UNSURE_SCANS = 5  # scans in a row that met moving files before new files start anyway
+SLICE = 100  # files handled per loop iteration in a scan
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -186,15 +188,14 @@ def tail_offset(path: str, key: Key, window: int) -> tuple[int, bytes] | None:
 class Discovery:
     """Owns the set of followed files and the scans that keep it up to date."""
 
-    def __init__(self, engine: Engine, patterns: list[str], records: list[FileRecord]) -> None:
+    def __init__(self, engine: Engine, patterns: list[str]) -> None:
         self.engine = engine
         self.patterns = patterns
         self.tracked: dict[Key, Tailer] = {}
         self.families: dict[str, list[Tailer]] = {}  # lineage → its files being followed
         self.pending: dict[Key, Pending] = {}
         self.known: dict[Key, list[FileRecord]] = {}  # saved records not being followed now
-        for record in records:
-            self.known.setdefault(record.key, []).append(record)
+        self._lineages: set[str] = set()  # of every record seen: the logs rotated files belong to
         self.first_scan = True
         self.present_at_start: set[Key] = set()  # what ``start = "tail"`` applies to
         self.scans = 0
@@ -206,6 +207,15 @@ class Discovery:
         self._wake = asyncio.Event()
         self._want_scan = False
         self._want_recheck = False
+
+    def load(self, records: list[FileRecord]) -> None:
+        """The saved records, before the first scan."""
+        for record in records:
+            self._remember(record)
+
+    def _remember(self, record: FileRecord) -> None:
+        self.known.setdefault(record.key, []).append(record)
+        self._lineages.add(record.lineage)
 
     # -- the loop --------------------------------------------------------------
 
@@ -299,11 +309,12 @@ class Discovery:
             if path not in self._unreadable:
                 self._unreadable.add(path)
                 log.warning("cannot read %s: %s (skipped until it becomes readable)", path, reason)
-        resumed, unsure = await self._confirm(self._match_inodes(files))
+        resumed, unsure = await self._confirm(await self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed + unsure)
-        orphans = _fp_index(r for rs in self.known.values() for r in rs
-                            if r.state == LIVE and r.offset > 0 and id(r) not in claimed)
+        # Saved records still LIVE exist only until the records are settled after the first scans.
+        orphans = {} if self._settled else _fp_index(
+            r for rs in self.known.values() for r in rs if r.state == LIVE and r.fp.length and id(r) not in claimed)
         if orphans and files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             copies, unsure = await self._confirm(self._match_heads(files, orphans))
             for f, record in copies:
@@ -314,7 +325,7 @@ class Discovery:
             return  # the order of a log's files is decided once all of them are known: next scan
         if not engine.settings.once and files:
             live, roots = self._live_index(), self._roots()
-            files = [f for f in files if not self._keep_pending(f, live, roots)]
+            files = [f async for f in _sliced(files) if not self._keep_pending(f, live, roots)]
         await self._start_new(files, resumed)
 
     async def _recheck(self, files: list[Found]) -> None:
@@ -367,10 +378,10 @@ class Discovery:
         if entry is not None:
             self.engine.poller.cancel(entry)
 
-    def _match_inodes(self, files: list[Found]) -> list[tuple[Found, FileRecord]]:
+    async def _match_inodes(self, files: list[Found]) -> list[tuple[Found, FileRecord]]:
         """Saved records with the same inode and head (to be confirmed by their guard)."""
         matches = []
-        for f in files:
+        async for f in _sliced(files):
             records = sorted(self.known.get(f.key, ()), key=lambda r: r.seen, reverse=True)
             for record in records:  # a record declared gone may be found again: same inode, head, guard
                 if record.fp.matches(f.head) and f.size >= record.offset:
@@ -417,7 +428,7 @@ class Discovery:
         settings = engine.settings
         now = time.time()
         starts: list[tuple[Found, Tailer]] = []
-        for f, record in resumed:
+        async for f, record in _sliced(resumed):
             self._unknow(record)
             record.key, record.path, record.state, record.seen = f.key, f.path, LIVE, now
             starts.append((f, Tailer(engine, record, f.path, f.head)))
@@ -426,7 +437,7 @@ class Discovery:
         tail_of = {f.key: t for f, t in zip(from_tail, tails)}
         fresh = []
         roots = self._roots() | {f.path for f in new}
-        for f in new:
+        async for f in _sliced(new):
             offset, guard = tail_of.get(f.key) or (0, EMPTY_GUARD)
             record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), offset, guard, f.size, f.path,
                                 _lineage(f.path, roots), LIVE, now)
@@ -435,12 +446,12 @@ class Discovery:
         await engine.persist(fresh)
         # Oldest first; coarse file-system clocks give equal mtimes, then the name tells the rotation order.
         starts.sort(key=lambda s: (s[0].mtime, _rotation_rank(s[0].path, s[1].record.lineage)))
-        for _, tailer in starts:
+        async for _, tailer in _sliced(starts):
             self._follow(tailer)
 
     def _roots(self) -> set[str]:
         """Every lineage known: of files followed now and of saved records."""
-        return set(self.families) | {r.lineage for rs in self.known.values() for r in rs}
+        return self._lineages | set(self.families)
 
     def _starts_at_tail(self, f: Found) -> bool:
         settings = self.engine.settings
@@ -509,7 +520,8 @@ class Discovery:
                 del self.known[record.key]
 
     def tailer_done(self, tailer: Tailer) -> None:
-        """A tailer ended: forget it, but remember its record in case the file shows up again."""
+        """A tailer ended: forget it, but remember its record in case the file shows up again (a file
+        renamed just before its tailer could open it is found by the next scan and resumed)."""
         if self.tracked.get(tailer.key) is tailer:
             del self.tracked[tailer.key]
         members = self.families.get(tailer.record.lineage)
@@ -517,9 +529,8 @@ class Discovery:
             members.remove(tailer)
             if not members:
                 del self.families[tailer.record.lineage]
-        if tailer.record.state == DONE:
-            self.known.setdefault(tailer.key, []).append(tailer.record)
-        elif not self.engine.stopping:
+        self._remember(tailer.record)
+        if tailer.record.state != DONE and not self.engine.stopping:
             self.rescan_soon()
 
 
@@ -558,6 +569,14 @@ def _fp_lookup(index: dict[int, dict[bytes, list[Any]]], head: bytes) -> list[An
         if length <= len(head):
             out += by_value.get(digest(head[:length]), ())
     return out
+
+
+async def _sliced(items: list[T]) -> AsyncIterator[T]:
+    """Iterate, letting the loop run other callbacks every few hundred items (huge first scans)."""
+    for n, item in enumerate(items):
+        if n and n % SLICE == 0:
+            await asyncio.sleep(0)
+        yield item
 
 
 def _without(files: list[Found], matched: list[tuple[Found, FileRecord]]) -> list[Found]:

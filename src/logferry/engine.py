@@ -67,14 +67,14 @@ class Engine:
         self.poller = Poller(settings.poll_interval, self.blocking)
         self.pipeline = Pipeline(self.sinks, settings.max_inflight_bytes, self._acknowledged,
                                  ONCE_RETRY_LIMIT if settings.once else None)
-        self.discovery: Discovery
+        self.discovery = Discovery(self, self.patterns)
         self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="logferry-read")
         self._dirty: dict[int, FileRecord] = {}
         self._unsaved_bytes = 0  # acknowledged since the last commit: what a crash would re-deliver
         self._commit_soon = asyncio.Event()
         self._tailers: dict[Tailer, asyncio.Task[None]] = {}
         self._open_files: OrderedDict[Tailer, None] = OrderedDict()
-        self.max_open_files = settings.max_open_files or _open_file_budget()
+        self.max_open_files = settings.max_open_files or 0  # 0: from the process's limit, at run()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self.ready = asyncio.Event()  # set by discovery after the first scan
@@ -85,9 +85,9 @@ class Engine:
     async def run(self) -> None:
         """Run until :meth:`stop` (or, with ``once``, until every file is read), then flush and save."""
         self.started_at = time.monotonic()
-        records = await self.store.open()
+        self.max_open_files = self.max_open_files or _open_file_budget()
+        self.discovery.load(await self.store.open())
         try:
-            self.discovery = Discovery(self, self.patterns, records)
             try:
                 if await self._unless_stopped(self.pipeline.start()):
                     await self._run_stages()
@@ -124,7 +124,7 @@ class Engine:
             "sinks": {s.describe(): vars(st) for s, st in zip(self.sinks, self.pipeline.stats)},
             "lost_bytes": self.losses.by_reason(),
             "cut_lines": sum(self.losses.cut_lines.values()),
-            "scans": getattr(self, "discovery", None) and self.discovery.scans,
+            "scans": self.discovery.scans,
             "poll_sweeps": self.poller.sweeps,
         }
 
