@@ -118,7 +118,7 @@ def test_a_file_truncated_while_stopped_counts_what_was_lost(tmp_path: Path) -> 
     assert (tmp_path / "out.log").read_bytes() == lines("a", 10) + lines("b", 3)
     assert "truncated or replaced while logferry was stopped" in result.stderr
     assert "10 bytes after offset 90 were not read" in result.stderr
-    assert "unread_while_stopped=10" in result.stderr
+    assert "vanished_unread=10" in result.stderr
 
 
 def test_json_ids_are_the_same_on_every_redelivery(tmp_path: Path) -> None:

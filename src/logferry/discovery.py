@@ -199,7 +199,7 @@ class Discovery:
         self.first_scan = True
         self.present_at_start: set[Key] = set()  # what ``start = "tail"`` applies to
         self.scans = 0
-        self._settled = False  # saved records not found again have been declared gone
+        self._unclaimed: dict[int, tuple[FileRecord, int]] = {}  # LIVE records no file holds: (record, since scan)
         self._unsure = False  # this scan met files that moved while it looked at them
         self._unsure_streak = 0
         self._unreadable: set[str] = set()
@@ -216,6 +216,8 @@ class Discovery:
     def _remember(self, record: FileRecord) -> None:
         self.known.setdefault(record.key, []).append(record)
         self._lineages.add(record.lineage)
+        if record.state == LIVE:  # its file is not followed now: find it (or a copy of it), or declare it gone
+            self._unclaimed[id(record)] = (record, self.scans)
 
     # -- the loop --------------------------------------------------------------
 
@@ -271,12 +273,13 @@ class Discovery:
             if self._unsure:
                 self._unsure_streak += 1
                 self.rescan_soon()  # files moved while we looked (a rotation under way): look again
-            elif not self._settled:
-                self._settled = True
+            else:
                 self.present_at_start.clear()  # every file present at start has been classified
-                await self._settle_unmatched_records()
+                await self._settle_unclaimed()
             if self.first_scan:
                 self.first_scan = False
+                log.info("first scan: %d files followed, %d pending, %d saved files not found", len(self.tracked),
+                         len(self.pending), len(self._unclaimed))
                 self.engine.ready.set()
 
     async def recheck_pending(self) -> None:
@@ -292,15 +295,18 @@ class Discovery:
             f = found.pop(key, None)
             if f is None:
                 tailer.orphan()
-            elif tailer.path in f.paths:
-                tailer.orphan(False)
             else:
-                tailer.moved_to(f.path)
+                tailer.mtime = f.mtime
+                if tailer.path in f.paths:
+                    tailer.orphan(False)
+                else:
+                    tailer.moved_to(f.path)
 
     # -- new files -------------------------------------------------------------------
 
-    async def _add_new(self, files: list[Found]) -> None:
-        """Resume what the saved records say (same inode, or a copy), hold possible copies, start the rest."""
+    async def _add_new(self, files: list[Found], may_hold: bool = True) -> None:
+        """Resume what the saved records say (same inode, or a copy), hold possible copies (unless
+        ``may_hold`` is false: files released from holding), start the rest."""
         engine = self.engine
         listed = len(files)
         files, unreadable = await engine.blocking(inspect, files)
@@ -312,9 +318,7 @@ class Discovery:
         resumed, unsure = await self._confirm(await self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed + unsure)
-        # Saved records still LIVE exist only until the records are settled after the first scans.
-        orphans = {} if self._settled else _fp_index(
-            r for rs in self.known.values() for r in rs if r.state == LIVE and r.fp.length and id(r) not in claimed)
+        orphans = _fp_index(r for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
         if orphans and files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             copies, unsure = await self._confirm(self._match_heads(files, orphans))
             for f, record in copies:
@@ -323,7 +327,7 @@ class Discovery:
             files = _without(files, copies + unsure)
         if self._unsure and self._unsure_streak < MAX_UNSURE_SCANS:
             return  # the order of a log's files is decided once all of them are known: next scan
-        if not engine.settings.once and files:
+        if may_hold and not engine.settings.once and files:
             live, roots = self._live_index(), self._roots()
             files = [f async for f in _sliced(files) if not self._keep_pending(f, live, roots)]
         await self._start_new(files, resumed)
@@ -335,8 +339,8 @@ class Discovery:
             self._drop_pending(key)
         live, roots = self._live_index(), self._roots()
         ready = [f for f in inspected if not self._keep_pending(f, live, roots)]
-        if ready:
-            await self._start_new(ready, [])
+        if ready:  # classified like any new file: it may still be a copy of a saved record
+            await self._add_new(ready, may_hold=False)
 
     def _live_index(self) -> dict[int, dict[bytes, list[Any]]]:
         return _fp_index((t.fp, t) for t in self.tracked.values() if t.fp.length and not t.done)
@@ -431,7 +435,7 @@ class Discovery:
         async for f, record in _sliced(resumed):
             self._unknow(record)
             record.key, record.path, record.state, record.seen = f.key, f.path, LIVE, now
-            starts.append((f, Tailer(engine, record, f.path, f.head)))
+            starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
         from_tail = [f for f in new if self._starts_at_tail(f)]
         tails = await engine.blocking(_tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
         tail_of = {f.key: t for f, t in zip(from_tail, tails)}
@@ -442,10 +446,10 @@ class Discovery:
             record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), offset, guard, f.size, f.path,
                                 _lineage(f.path, roots), LIVE, now)
             fresh.append(record)
-            starts.append((f, Tailer(engine, record, f.path, f.head)))
+            starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
         await engine.persist(fresh)
         # Oldest first; coarse file-system clocks give equal mtimes, then the name tells the rotation order.
-        starts.sort(key=lambda s: (s[0].mtime, _rotation_rank(s[0].path, s[1].record.lineage)))
+        starts.sort(key=lambda s: _age(s[1]))
         async for _, tailer in _sliced(starts):
             self._follow(tailer)
 
@@ -460,13 +464,20 @@ class Discovery:
         return settings.ignore_older is not None and time.time() - f.mtime > settings.ignore_older
 
     def _follow(self, tailer: Tailer) -> None:
-        """Track and start ``tailer`` after the undrained files of its lineage."""
+        """Track and start ``tailer``, ordered within its lineage: after the files already shipping,
+        but before newer ones that have not shipped anything yet (a copytruncate copy found while
+        the original's next generation still waits holds older lines than that generation)."""
         members = self.families.setdefault(tailer.record.lineage, [])
-        older = [m for m in members if not m.done]
-        tailer.after = [m.drained for m in older] + tailer.after
-        for member in older:
-            member.supersede()
-        members[:] = [*older, tailer]
+        live = [m for m in members if not m.done]
+        age = _age(tailer)
+        for member in live:
+            if not member.shipped and _age(member) > age:
+                member.after.append(tailer.drained)
+                tailer.supersede()
+            else:
+                tailer.after.append(member.drained)
+                member.supersede()
+        members[:] = [*live, tailer]
         self.tracked[tailer.key] = tailer
         self.engine.start_tailer(tailer)
 
@@ -489,7 +500,7 @@ class Discovery:
                 self._drop_pending(f.key)
                 record = original.record
                 record.key, record.path = f.key, f.path
-                copy = Tailer(self.engine, record, f.path, f.head)
+                copy = Tailer(self.engine, record, f.path, f.head, f.mtime)
                 copy.pos, copy.guard = original.pos, original.guard
                 copy.superseded = True  # a rotated file: drained at its end
                 log.info("%s holds the rest of %s before its truncation: reading it from offset %d",
@@ -500,19 +511,22 @@ class Discovery:
                 return copy
         return None
 
-    async def _settle_unmatched_records(self) -> None:
-        """After the first scan: saved files not found again, by inode or as a copy, are gone."""
-        gone = [r for records in self.known.values() for r in records if r.state == LIVE]
+    async def _settle_unclaimed(self) -> None:
+        """Saved files that a whole scan did not find, by inode or as a copy, are gone: count what
+        logferry knew they held beyond their offset as lost."""
+        gone = [record for record, since in self._unclaimed.values() if since < self.scans]
         for record in gone:
+            del self._unclaimed[id(record)]
             if record.size > record.offset:
                 log.warning("%s: %d bytes after offset %d were not read before the file was truncated, replaced "
-                            "or removed while logferry was stopped", record.path, record.size - record.offset,
-                            record.offset)
-                self.engine.losses.add(record.path, "unread_while_stopped", record.size - record.offset)
+                            "or removed", record.path, record.size - record.offset, record.offset)
+                self.engine.losses.add(record.path, "vanished_unread", record.size - record.offset)
             record.state = GONE
-        await self.engine.persist(gone)
+        if gone:
+            await self.engine.persist(gone)
 
     def _unknow(self, record: FileRecord) -> None:
+        self._unclaimed.pop(id(record), None)
         records = self.known.get(record.key, [])
         if record in records:
             records.remove(record)
@@ -532,6 +546,12 @@ class Discovery:
         self._remember(tailer.record)
         if tailer.record.state != DONE and not self.engine.stopping:
             self.rescan_soon()
+
+
+def _age(tailer: Tailer) -> tuple[float, int, int]:
+    """Sorts files of one lineage oldest first: by mtime, then (coarse file-system clocks give
+    equal mtimes) by name: ``app.log.2`` before ``app.log.1`` before ``app.log``."""
+    return (tailer.mtime, *_rotation_rank(tailer.path, tailer.record.lineage))
 
 
 def _rotation_rank(path: str, lineage: str) -> tuple[int, int]:

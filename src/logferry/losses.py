@@ -1,8 +1,9 @@
 """Loss accounting: bytes provably not shipped, per file and reason. Never lose silently.
 
 Reasons: ``truncated_unread`` (a file was truncated before its tail was read and no copy held it),
-``unread_while_stopped`` (a saved file was truncated, replaced or removed while logferry was not
-running), ``line_too_long`` (dropped by the ``truncate`` or ``skip`` long-line policy).
+``vanished_unread`` (a saved file was truncated, replaced or removed, typically while logferry was
+not running, before its tail was read; logferry counts the bytes it had seen), ``line_too_long``
+(dropped by the ``truncate`` or ``skip`` long-line policy).
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ log = logging.getLogger("logferry.tailer")
 class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
-    def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"") -> None:
+    def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"", mtime: float = 0.0
+                 ) -> None:
         self.engine = engine
         self.record = record  # the checkpoint of the generation being read
         self.key: Key = record.key
@@ -39,6 +40,8 @@ class Tailer:
         self.guard = record.guard
         self.fp = record.fp
         self.head = head  # the first bytes (up to FP_MAX): a copy still being written starts with them
+        self.mtime = mtime  # as of the last scan: orders the files of one log
+        self.shipped = record.offset > 0  # has this generation shipped anything?
         self.fd: int | None = None
         self.size = record.size
         self.discarding = False  # inside a long line whose rest is dropped by policy
@@ -92,6 +95,8 @@ class Tailer:
             if not await self._wait_for_older() or not await self._open():
                 return
             while not engine.stopping:
+                if self.after and not await self._wait_for_older():  # an older file joined the log
+                    return
                 step = await self._read()
                 if step.truncated:
                     await self._restart_after_truncation()
@@ -169,6 +174,7 @@ class Tailer:
             # after a crash, e.g. for what a copytruncate left at the same inode.
             await engine.persist([self.record])
             self._saved_fp_length = self.record.fp.length
+        self.shipped = True
         for piece in pieces:
             batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data)
             self.pos, self.guard = piece.end, piece.guard
@@ -239,6 +245,7 @@ class Tailer:
         await self.engine.persist([self.record])  # its file_id is durable before any line leaves
         self.pos, self.guard, self.fp, self.discarding, self.size = 0, EMPTY_GUARD, self.record.fp, False, 0
         self.head = b""
+        self.shipped = False
         self._saved_fp_length = 0
 
     def _close(self) -> None:
