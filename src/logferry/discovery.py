@@ -25,18 +25,16 @@ turns out different, or stays quiet for ``rotate_wait``, is followed as a file o
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import glob
 import logging
 import os
-import stat
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
-from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, Key, digest, guard_at, key_of, open_readonly, read_head
+from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key
+from .listing import Found, expand, guards, inspect, tails
 from .tailer import Tailer
 
 if TYPE_CHECKING:
@@ -48,18 +46,6 @@ _SEPARATORS = ".-_"
 MAX_UNSURE_SCANS = 5  # scans in a row that met moving files before new files start anyway
 SLICE = 100  # files handled per loop iteration in a scan
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class Found:
-    """A regular file the patterns match (the first of its names, for symlinks and hard links)."""
-
-    path: str
-    key: Key
-    size: int
-    mtime: float
-    paths: tuple[str, ...] = ()
-    head: bytes = b""
 
 
 @dataclass(eq=False)
@@ -89,100 +75,6 @@ class Pending:
 
     def wake(self) -> None:
         self.recheck()
-
-
-def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()
-           ) -> dict[Key, Found]:
-    """Expand the patterns into the regular files they match, by identity (runs on a worker thread).
-
-    ``outputs`` are the real paths of files logferry's own sinks write: following one would ship
-    every line again and again.
-    """
-    excludes = list(excludes)
-    found: dict[Key, Found] = {}
-    for pattern in patterns:
-        for path in sorted(glob.iglob(os.path.expanduser(pattern), recursive=True)):
-            if _excluded(path, excludes) or (outputs and os.path.realpath(path) in outputs):
-                continue
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            key = key_of(st)
-            seen = found.get(key)
-            if seen is None:
-                found[key] = Found(path, key, st.st_size, st.st_mtime, (path,))
-            elif path not in seen.paths:
-                seen.paths += (path,)
-    return found
-
-
-def _excluded(path: str, excludes: list[str]) -> bool:
-    name = os.path.basename(path)
-    return any(fnmatch.fnmatchcase(path, ex) or fnmatch.fnmatchcase(name, ex) for ex in excludes)
-
-
-def inspect(files: list[Found]) -> tuple[list[Found], list[tuple[str, str]]]:
-    """Read the head of each new file. Files renamed or replaced since the scan listed them are left
-    out (the next scan sees them where they are now); unreadable ones are returned as (path, reason)."""
-    out, unreadable = [], []
-    for f in files:
-        try:
-            fd = open_readonly(f.path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            unreadable.append((f.path, exc.strerror or str(exc)))
-            continue
-        try:
-            st = os.fstat(fd)
-            if key_of(st) == f.key:
-                f.head, f.size, f.mtime = read_head(fd), st.st_size, st.st_mtime
-                out.append(f)
-        except OSError as exc:
-            unreadable.append((f.path, exc.strerror or str(exc)))
-        finally:
-            os.close(fd)
-    return out, unreadable
-
-
-def guards(checks: list[tuple[str, Key, int]]) -> list[bytes | None]:
-    """The guard at each (path, key, offset), or None when unreadable, replaced or too short."""
-    out: list[bytes | None] = []
-    for path, key, offset in checks:
-        try:
-            fd = open_readonly(path)
-        except OSError:
-            out.append(None)
-            continue
-        try:
-            out.append(guard_at(fd, offset) if key_of(os.fstat(fd)) == key else None)
-        except OSError:
-            out.append(None)
-        finally:
-            os.close(fd)
-    return out
-
-
-def tail_offset(path: str, key: Key, window: int) -> tuple[int, bytes] | None:
-    """Where a file followed from its tail starts: just after its last complete line."""
-    try:
-        fd = open_readonly(path)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if key_of(st) != key:
-            return None
-        start = max(0, st.st_size - window)
-        data = os.pread(fd, st.st_size - start, start)
-        nl = data.rfind(b"\n")
-        offset = start + nl + 1 if nl >= 0 else st.st_size
-        return offset, guard_at(fd, offset) or EMPTY_GUARD
-    finally:
-        os.close(fd)
 
 
 class Discovery:
@@ -318,7 +210,7 @@ class Discovery:
         resumed, unsure = await self._confirm(await self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed + unsure)
-        orphans = _fp_index(r for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
+        orphans = FingerprintIndex((r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
         if orphans and files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             copies, unsure = await self._confirm(self._match_heads(files, orphans))
             for f, record in copies:
@@ -342,10 +234,10 @@ class Discovery:
         if ready:  # classified like any new file: it may still be a copy of a saved record
             await self._add_new(ready, may_hold=False)
 
-    def _live_index(self) -> dict[int, dict[bytes, list[Any]]]:
-        return _fp_index((t.fp, t) for t in self.tracked.values() if t.fp.length and not t.done)
+    def _live_index(self) -> FingerprintIndex[Tailer]:
+        return FingerprintIndex((t.fp, t) for t in self.tracked.values() if t.fp.length and not t.done)
 
-    def _keep_pending(self, f: Found, live: dict[int, dict[bytes, list[Any]]], roots: set[str]) -> bool:
+    def _keep_pending(self, f: Found, live: FingerprintIndex[Tailer], roots: set[str]) -> bool:
         """Whether ``f`` must wait: it may be a copy of a followed file (whole, or still being written).
 
         ``live`` indexes the followed files by fingerprint, ``roots`` are the known lineages.
@@ -354,7 +246,7 @@ class Discovery:
         entry = self.pending.get(f.key)
         if entry is not None and f.size != entry.found.size:
             entry.quiet_since = now
-        sources = _fp_lookup(live, f.head)
+        sources = live.lookup(f.head)
         original = sources[0] if sources else None
         lineage = _lineage(f.path, roots)
         ambiguous = original is None and self._partial_copy(f, lineage)
@@ -397,11 +289,11 @@ class Discovery:
                                 "start", f.path)
         return matches
 
-    def _match_heads(self, files: list[Found], index: dict[int, dict[bytes, list[Any]]]
+    def _match_heads(self, files: list[Found], index: FingerprintIndex[FileRecord]
                      ) -> list[tuple[Found, FileRecord]]:
         matches = []
         for f in files:
-            for record in _fp_lookup(index, f.head):
+            for record in index.lookup(f.head):
                 if record.key != f.key and f.size >= record.offset and not any(r is record for _, r in matches):
                     matches.append((f, record))
                     break
@@ -437,8 +329,8 @@ class Discovery:
             record.key, record.path, record.state, record.seen = f.key, f.path, LIVE, now
             starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
         from_tail = [f for f in new if self._starts_at_tail(f)]
-        tails = await engine.blocking(_tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
-        tail_of = {f.key: t for f, t in zip(from_tail, tails)}
+        offsets = await engine.blocking(tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
+        tail_of = {f.key: t for f, t in zip(from_tail, offsets)}
         fresh = []
         roots = self._roots() | {f.path for f in new}
         async for f in _sliced(new):
@@ -567,28 +459,6 @@ def _lineage(path: str, roots: set[str]) -> str:
         if path[i] in _SEPARATORS and path[:i] in roots:
             return path[:i]
     return path
-
-
-def _tails(files: list[tuple[str, Key]], window: int) -> list[tuple[int, bytes] | None]:
-    return [tail_offset(path, key, window) for path, key in files]
-
-
-def _fp_index(items: Iterable[Any]) -> dict[int, dict[bytes, list[Any]]]:
-    """Index by fingerprint, so new files are matched by lookups instead of against every file."""
-    index: dict[int, dict[bytes, list[Any]]] = {}
-    for item in items:
-        fp, value = (item.fp, item) if isinstance(item, FileRecord) else item
-        index.setdefault(fp.length, {}).setdefault(fp.value, []).append(value)
-    return index
-
-
-def _fp_lookup(index: dict[int, dict[bytes, list[Any]]], head: bytes) -> list[Any]:
-    """Everything indexed whose fingerprint matches a file starting with ``head``."""
-    out: list[Any] = []
-    for length, by_value in index.items():
-        if length <= len(head):
-            out += by_value.get(digest(head[:length]), ())
-    return out
 
 
 async def _sliced(items: list[T]) -> AsyncIterator[T]:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 FP_MAX = 1024
 GUARD = 64
 
 Key = tuple[int, int]
 """(st_dev, st_ino) of a file."""
+T = TypeVar("T")
 
 
 def digest(data: bytes | memoryview) -> bytes:
@@ -77,3 +80,24 @@ def open_readonly(path: str) -> int:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0))
     except PermissionError:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+class FingerprintIndex(Generic[T]):
+    """Things indexed by fingerprint: a new file's head is matched by a few lookups (one per
+    fingerprint length in use) instead of against every file."""
+
+    def __init__(self, pairs: Iterable[tuple[Fingerprint, T]]) -> None:
+        self._by_length: dict[int, dict[bytes, list[T]]] = {}
+        for fp, value in pairs:
+            self._by_length.setdefault(fp.length, {}).setdefault(fp.value, []).append(value)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_length)
+
+    def lookup(self, head: bytes) -> list[T]:
+        """Everything whose fingerprint matches a file starting with ``head``."""
+        out: list[T] = []
+        for length, by_value in self._by_length.items():
+            if length <= len(head):
+                out += by_value.get(digest(head[:length]), ())
+        return out
