@@ -210,7 +210,8 @@ class Discovery:
         resumed, unsure = await self._confirm(await self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed + unsure)
-        orphans = FingerprintIndex((r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
+        orphans = FingerprintIndex(
+            (r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
         if orphans and files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             copies, unsure = await self._confirm(self._match_heads(files, orphans))
             for f, record in copies:

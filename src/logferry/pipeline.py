@@ -172,7 +172,9 @@ class Pipeline:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc)
-    return text if isinstance(exc, LogferryError) and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, LogferryError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _stop_quietly(sink: Sink) -> None:
