@@ -49,10 +49,6 @@ class Fingerprint:
         """Whether a file starting with ``head`` (read up to FP_MAX bytes) is this file."""
         return len(head) >= self.length and digest(head[: self.length]) == self.value
 
-    @property
-    def complete(self) -> bool:
-        return self.length >= FP_MAX
-
 
 def key_of(st: os.stat_result) -> Key:
     return (st.st_dev, st.st_ino)

@@ -68,7 +68,6 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
             raise ValueError(f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
         return str(value)
 
-    parse.__doc__ = " | ".join(allowed)
     return parse
 
 
@@ -96,7 +95,6 @@ def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def parse_optional(value: Any) -> Any:
         return None if value in (0, "0", "", "off", False) else parse(value)
 
-    parse_optional.__doc__ = f"{parse.__name__.strip('_')}, or 0 for off"
     return parse_optional
 
 
@@ -150,10 +148,6 @@ class Option:
     @property
     def attr(self) -> str:
         return {"dir": "state_dir"}.get(self.key, self.key)
-
-    @property
-    def default(self) -> Any:
-        return getattr(Settings(), self.attr)
 
 
 OPTIONS: tuple[Option, ...] = (
