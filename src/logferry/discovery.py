@@ -292,11 +292,12 @@ class Discovery:
 
     def _match_heads(self, files: list[Found], index: FingerprintIndex[FileRecord]
                      ) -> list[tuple[Found, FileRecord]]:
-        matches = []
+        matches, taken = [], set()
         for f in files:
             for record in index.lookup(f.head):
-                if record.key != f.key and f.size >= record.offset and not any(r is record for _, r in matches):
+                if record.key != f.key and f.size >= record.offset and id(record) not in taken:
                     matches.append((f, record))
+                    taken.add(id(record))
                     break
         return matches
 
@@ -398,9 +399,7 @@ class Discovery:
                 copy.superseded = True  # a rotated file: drained at its end
                 log.info("%s holds the rest of %s before its truncation: reading it from offset %d",
                          f.path, original.path, original.pos)
-                self.tracked[copy.key] = copy
-                self.families.setdefault(record.lineage, []).append(copy)
-                self.engine.start_tailer(copy)
+                self._follow(copy)
                 return copy
         return None
 
@@ -448,7 +447,7 @@ def _age(tailer: Tailer) -> tuple[float, int, int]:
 
 
 def _rotation_rank(path: str, lineage: str) -> tuple[int, int]:
-    """Among files of one lineage with equal mtimes: ``app.log.2`` before ``app.log.1`` before ``app.log``."""
+    """Numbered rotations count down to the live file: ``.2`` < ``.1`` < the lineage path itself."""
     if path == lineage:
         return (1, 0)
     suffix = path[len(lineage) + 1:].split(".")[0] if path.startswith(lineage) else ""

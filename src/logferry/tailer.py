@@ -33,18 +33,11 @@ class Tailer:
     def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"", mtime: float = 0.0
                  ) -> None:
         self.engine = engine
-        self.record = record  # the checkpoint of the generation being read
         self.key: Key = record.key
         self.path = path
-        self.pos = record.offset  # where the next read starts: the end of the last line queued
-        self.guard = record.guard
-        self.fp = record.fp
-        self.head = head  # the first bytes (up to FP_MAX): a copy still being written starts with them
         self.mtime = mtime  # as of the last scan: orders the files of one log
-        self.shipped = record.offset > 0  # has this generation shipped anything?
         self.fd: int | None = None
-        self.size = record.size
-        self.discarding = False  # inside a long line whose rest is dropped by policy
+        self._begin(record, head)
         self.after: list[asyncio.Event] = []  # drained events of older files of the same log
         self.superseded = False  # a newer file of the same log exists
         self.orphaned = False  # no longer at any followed path: renamed away or deleted
@@ -53,8 +46,19 @@ class Tailer:
         self.drained = asyncio.Event()  # superseded and read to its end: its successor may start
         self.done = False
         self.last_growth = time.monotonic()
-        self._saved_fp_length = record.fp.length  # the fingerprint the store holds for this record
         self._waiter: asyncio.Future[None] | None = None
+
+    def _begin(self, record: FileRecord, head: bytes) -> None:
+        """Read the generation ``record`` describes, from its offset."""
+        self.record = record  # the checkpoint of the generation being read
+        self.pos = record.offset  # where the next read starts: the end of the last line queued
+        self.guard = record.guard
+        self.fp = record.fp
+        self.size = record.size
+        self.head = head  # the first bytes (up to FP_MAX): a copy still being written starts with them
+        self.shipped = record.offset > 0  # has this generation shipped anything?
+        self.discarding = False  # inside a long line whose rest is dropped by policy
+        self._saved_fp_length = record.fp.length  # the fingerprint the store holds for this record
 
     def __repr__(self) -> str:
         return f"<Tailer {self.path} {self.record.file_id} @{self.pos}>"
@@ -92,7 +96,11 @@ class Tailer:
     async def run(self) -> None:
         engine = self.engine
         try:
-            if not await self._wait_for_older() or not await self._open():
+            if not await self._wait_for_older():
+                return
+            if not await self._open():
+                log.info("%s changed before it could be opened; the next scan looks again", self.path)
+                engine.discovery.rescan_soon()
                 return
             while not engine.stopping:
                 if self.after and not await self._wait_for_older():  # an older file joined the log
@@ -140,9 +148,6 @@ class Tailer:
         """Open the file if it is still the file we think it is (same inode, same head)."""
         opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
         if opened is None:
-            if self.size == self.record.size and self.pos == self.record.offset and not self.engine.stopping:
-                log.info("%s changed before it could be opened; the next scan looks again", self.path)
-                self.engine.discovery.rescan_soon()
             return False
         self.fd = opened
         self.engine.file_opened(self)
@@ -240,13 +245,9 @@ class Tailer:
                 self.engine.losses.add(self.path, "truncated_unread", self.size - self.pos)
             old.state = DONE
             self.engine.record_changed(old)
-        self.record = FileRecord(new_file_id(), self.key, Fingerprint.of(b""), 0, EMPTY_GUARD, 0, self.path,
-                                 old.lineage)
-        await self.engine.persist([self.record])  # its file_id is durable before any line leaves
-        self.pos, self.guard, self.fp, self.discarding, self.size = 0, EMPTY_GUARD, self.record.fp, False, 0
-        self.head = b""
-        self.shipped = False
-        self._saved_fp_length = 0
+        record = FileRecord(new_file_id(), self.key, Fingerprint.of(b""), 0, EMPTY_GUARD, 0, self.path, old.lineage)
+        await self.engine.persist([record])  # its file_id is durable before any line leaves
+        self._begin(record, b"")
 
     def _close(self) -> None:
         if self.fd is not None:
