@@ -22,19 +22,19 @@ def test_writes_happen_on_the_sink_thread_not_the_loop(tmp_path: Path) -> None:
     out = tmp_path / "deep" / "dir" / "out.log"
     sink = FileSink(f"file:{out}", str(out))
     threads = set()
-    original = os.write
+    original = os.writev
 
-    def spy(fd, data):
+    def spy(fd, chunks):
         threads.add(threading.current_thread().name)
-        return original(fd, data)
+        return original(fd, chunks)
 
     async def main() -> None:
         await sink.start()
-        os.write = spy
+        os.writev = spy
         try:
             await sink.send(batch(b"one\ntwo\n"))
         finally:
-            os.write = original
+            os.writev = original
         await sink.stop()
 
     asyncio.run(main())

@@ -73,7 +73,14 @@ class Pending:
     def size(self) -> int:
         return self.found.size
 
-    def wake(self) -> None:
+    @property
+    def last_growth(self) -> float:
+        return self.quiet_since
+
+    def read_args(self) -> None:
+        return None  # not read until it is known not to be a copy
+
+    def polled(self, step: object) -> None:
         self.recheck()
 
 

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from .batch import Batch
 from .checkpoints import FileRecord
 from .errors import LogferryError, SinkError
+from .reader import Lease
 from .sink import Sink
 
 log = logging.getLogger("logferry.pipeline")
 
 RETRY_FIRST, RETRY_MAX = 0.1, 30.0
+GROUP_MAX = 256  # batches handed to one send_many call
 
 
 @dataclass(eq=False, slots=True)
@@ -33,6 +35,7 @@ class _Entry:
     batch: Batch
     guard: bytes
     pending: int
+    lease: Lease | None
 
 
 @dataclass
@@ -83,15 +86,32 @@ class Pipeline:
             self._started.append(sink)
 
     async def consume(self, index: int) -> None:
-        """The consumer task of sink ``index``: send in order, acknowledge, until told to stop."""
-        sink, queue, stats = self.sinks[index], self._queues[index], self.stats[index]
-        while (entry := await queue.get()) is not None:
-            if entry.batch.data:
-                await self._deliver(sink, entry.batch, stats)
-            self._ack(entry)
+        """The consumer task of sink ``index``: send in order, acknowledge, until told to stop.
 
-    async def submit(self, record: FileRecord, batch: Batch, guard: bytes) -> None:
-        """Queue ``batch`` for every sink; waits while the in-flight budget is used up."""
+        A sink that implements ``send_many`` gets everything queued at once (one write, one request).
+        """
+        sink, queue, stats = self.sinks[index], self._queues[index], self.stats[index]
+        group_max = GROUP_MAX if type(sink).send_many is not Sink.send_many else 1
+        closing = False
+        while not closing and (entry := await queue.get()) is not None:
+            group = [entry]
+            while len(group) < group_max and not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    closing = True
+                    break
+                group.append(more)
+            batches = [e.batch for e in group if e.batch.data]
+            if batches:
+                await self._deliver(sink, batches, stats)
+            for e in group:
+                self._ack(e)
+
+    async def submit(self, record: FileRecord, batch: Batch, guard: bytes, lease: Lease | None = None) -> None:
+        """Queue ``batch`` for every sink; waits while the in-flight budget is used up.
+
+        ``lease``: the read buffer ``batch.data`` views, released once every sink has acknowledged.
+        """
         size = len(batch.data)
         while self._inflight_bytes and self._inflight_bytes + size > self.max_inflight:
             waiter = asyncio.get_running_loop().create_future()
@@ -100,7 +120,7 @@ class Pipeline:
         self._inflight_bytes += size
         self._outstanding += 1
         self._idle.clear()
-        entry = _Entry(record, batch, guard, len(self._queues))
+        entry = _Entry(record, batch, guard, len(self._queues), lease)
         for queue in self._queues:
             queue.put_nowait(entry)
 
@@ -123,6 +143,8 @@ class Pipeline:
         entry.pending -= 1
         if entry.pending > 0:
             return
+        if entry.lease is not None:
+            entry.lease.release()
         record = entry.record
         record.offset = entry.batch.end
         record.guard = entry.guard
@@ -141,13 +163,16 @@ class Pipeline:
                     waiter.set_result(None)
             self._space_waiters.clear()
 
-    async def _deliver(self, sink: Sink, batch: Batch, stats: SinkStats) -> None:
+    async def _deliver(self, sink: Sink, batches: list[Batch], stats: SinkStats) -> None:
         delay = RETRY_FIRST
         attempts = 0
         logged = 0.0
         while True:
             try:
-                await sink.send(batch)
+                if len(batches) == 1:
+                    await sink.send(batches[0])
+                else:
+                    await sink.send_many(batches)
             except Exception as exc:
                 attempts += 1
                 stats.failures += 1
@@ -163,8 +188,8 @@ class Pipeline:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            stats.batches += 1
-            stats.bytes += len(batch.data)
+            stats.batches += len(batches)
+            stats.bytes += sum(len(b.data) for b in batches)
             if attempts:
                 log.info("sink %s recovered after %d failed attempts", sink.describe(), attempts)
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from .sink import Sink
 BUILTIN_PLUGINS = ("logferry.sources", "logferry.sinks.builtin")
 ENTRY_POINT_GROUP = "logferry"
 
+log = logging.getLogger("logferry.plugins")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
 
@@ -115,34 +117,69 @@ class PluginHost:
         self.infos.append(info)
 
     def _register(self, info: PluginInfo, load: Any) -> None:
+        if self.pm.is_blocked(info.name):  # an entry point of the same name was blocked
+            self._block(info)
+            return
+        taken = next((i for i in self.infos if i.name == info.name and i.status == "loaded"), None)
         self.infos.append(info)
+        if taken is not None:
+            info.status = "failed"
+            info.error = f"the plugin name {info.name!r} is already taken by {taken.distribution or taken.origin}"
+            return
         try:
             self.pm.register(load(), name=info.name)
-        except Exception as exc:  # a broken plugin is reported, never fatal for the host
-            info.status = "failed"
-            info.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never fatal for the host
+            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
             return
-        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(self.pm.get_plugin(info.name)) or ())
+        self._inspect(info)
+
+    def _inspect(self, info: PluginInfo) -> None:
+        """Fill in the hooks and schemes of a just registered plugin; fail it if they are unusable."""
+        plugin = self.pm.get_plugin(info.name)
+        callers = self.pm.get_hookcallers(plugin) or []
+        info.hooks = sorted(caller.name for caller in callers)
+        unknown = sorted(
+            caller.name for caller in callers
+            if not caller.has_spec()
+            and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
+        )
+        if unknown:
+            self._unregister_failed(info, f"implements unknown hook {', '.join(unknown)} (misspelled? mark "
+                                          "hooks of newer logferry versions @hookimpl(optionalhook=True))")
+            return
         info.schemes = self._declared_schemes(info)
 
+    def _unregister_failed(self, info: PluginInfo, error: str) -> None:
+        """Mark a registered plugin failed and take it out of every hook call."""
+        info.status, info.error = "failed", error
+        self.pm.unregister(name=info.name)
+
     def register(self, plugin: object, name: str | None = None) -> str:
-        """Register an extra plugin object (for embedding and tests); returns its name."""
+        """Register an extra plugin object or module (for embedding and tests); returns its name.
+
+        It is listed with origin ``registered``; if its hooks are unusable it is listed as failed.
+        """
         registered = self.pm.register(plugin, name=name)
-        assert registered is not None, f"plugin {name!r} is blocked"
+        if registered is None:
+            raise ValueError(f"plugin {name!r} is blocked")
         info = PluginInfo(name=registered, version="", origin="registered")
         self.infos.append(info)
-        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
-        info.schemes = self._declared_schemes(info)
+        self._inspect(info)
         return registered
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin added with :meth:`register` (its listing row goes too)."""
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        self.infos = [info for info in self.infos if not (info.name == name and info.origin == "registered")]
 
     def _declared_schemes(self, info: PluginInfo) -> list[str]:
         for impl in self.pm.hook.logferry_sink_schemes.get_hookimpls():
             if impl.plugin_name == info.name:
                 try:
                     return sorted({str(s).lower() for s in impl.function() or ()})
-                except Exception as exc:
-                    info.status = "failed"
-                    info.error = f"logferry_sink_schemes raised {type(exc).__name__}: {exc}"
+                except Exception as exc:  # noqa: BLE001 - reported as the plugin's failure
+                    self._unregister_failed(info, f"logferry_sink_schemes raised {type(exc).__name__}: {exc}")
         return []
 
     # -- calling -----------------------------------------------------------
@@ -167,13 +204,29 @@ class PluginHost:
         return owners
 
     def sources(self, settings: Settings) -> list[str]:
-        """All patterns contributed through ``logferry_sources``, de-duplicated, in a stable order."""
+        """All patterns contributed through ``logferry_sources``, de-duplicated, in a stable order.
+
+        Each plugin is called on its own: one that raises is logged with its name and contributes
+        nothing, and the others' patterns are still followed.
+        """
         patterns: list[str] = []
-        for contributed in reversed(self.pm.hook.logferry_sources(settings=settings)):
-            for pattern in contributed or ():
-                if pattern not in patterns:
-                    patterns.append(str(pattern))
+        names = dict.fromkeys(impl.plugin_name for impl in self.pm.hook.logferry_sources.get_hookimpls())
+        for name in names:  # built-ins first, in registration order
+            caller = self.pm.subset_hook_caller("logferry_sources", remove_plugins=self._all_but(name))
+            try:
+                contributed = [list(found or ()) for found in caller(settings=settings)]
+            except Exception as exc:  # noqa: BLE001 - one broken source plugin must not stop the run
+                log.error("plugin %s failed in logferry_sources (%s: %s); its patterns are not followed",
+                          name, type(exc).__name__, exc)
+                continue
+            for found in contributed:
+                for pattern in found:
+                    if str(pattern) not in patterns:
+                        patterns.append(str(pattern))
         return patterns
+
+    def _all_but(self, name: str) -> list[object]:
+        return [plugin for other, plugin in self.pm.list_name_plugin() if other != name]
 
     def make_sink(self, url: str, options: dict[str, Any], settings: Settings) -> Sink:
         """Ask the plugin that owns ``url``'s scheme for a sink; a clear ConfigError otherwise."""
@@ -187,13 +240,12 @@ class PluginHost:
                 f"unknown sink scheme {scheme!r} in {url!r}; installed schemes: "
                 f"{', '.join(sorted(owners)) or 'none'}{hint}"
             )
-        others = [p for name, p in self.pm.list_name_plugin() if name != owner]
-        caller = self.pm.subset_hook_caller("logferry_make_sink", remove_plugins=others)
+        caller = self.pm.subset_hook_caller("logferry_make_sink", remove_plugins=self._all_but(owner))
         try:
             sink = caller(url=url, scheme=scheme, options=dict(options), settings=settings)
         except ConfigError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised as one clear line naming the plugin
             raise ConfigError(
                 f"plugin {owner} could not create a sink for {url!r}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -40,8 +40,22 @@ class Sink:
 
         Raising is the way to report failure: the engine retries the same batch with backoff, so
         the checkpoint never passes a batch that was not acknowledged.
+
+        ``batch.data`` may be a view of a read buffer that is reused once every sink has returned:
+        copy it (``bytes(batch.data)``) if anything must outlive this call.
         """
         raise NotImplementedError
+
+    async def send_many(self, batches: list[Batch]) -> None:
+        """Deliver several batches at once (optional); same contract as :meth:`send` for all of them.
+
+        Implement it when one round trip for many batches is cheaper than one each (one ``write``,
+        one request, one pipeline): the engine then hands over everything queued for this sink,
+        in queue order (each file's batches in file order). On an exception the whole list is
+        retried. The default sends one by one.
+        """
+        for batch in batches:
+            await self.send(batch)
 
     async def stop(self) -> None:
         """Flush anything buffered and release resources. Must be safe to call twice."""

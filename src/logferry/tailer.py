@@ -47,6 +47,7 @@ class Tailer:
         self.done = False
         self.last_growth = time.monotonic()
         self._waiter: asyncio.Future[None] | None = None
+        self._polled: Step | None = None  # read for us by the poller while we slept
 
     def _begin(self, record: FileRecord, head: bytes) -> None:
         """Read the generation ``record`` describes, from its offset."""
@@ -69,6 +70,17 @@ class Tailer:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    def read_args(self) -> tuple[object, ...] | None:
+        """What the poller needs to read for us: only while we sleep with the file open."""
+        if self.fd is None or not self.idle:
+            return None
+        return self.fd, self.pos, self.guard, self.discarding, self.engine.policy, self.fp.length, False
+
+    def polled(self, step: Step | None) -> None:
+        """The poller saw the file change (and read what followed, when it could)."""
+        self._polled = step
+        self.wake()
+
     def supersede(self) -> None:
         """A newer file of the same log appeared: drain, then let it start."""
         self.superseded = True
@@ -87,8 +99,9 @@ class Tailer:
         self.orphan(False)
 
     def close_idle(self) -> None:
-        """Give the descriptor back while asleep; the file is reopened (and re-checked) when it grows."""
-        if self.idle and self.fd is not None:
+        """Give the descriptor back while asleep; the file is reopened (and re-checked) when it grows.
+        Not while the poller is reading it: the number could be reused for another file meanwhile."""
+        if self.idle and self.fd is not None and not self.engine.poller.checking(self):
             self._close()
 
     # -- the coroutine ------------------------------------------------------------
@@ -113,7 +126,8 @@ class Tailer:
                     continue
                 if step.pieces:
                     await self._ship(step.pieces)
-                    continue
+                    if step.size > self.pos + step.partial:
+                        continue  # more to read; else at the end as of this read: no read to find out
                 # At the end of the file.
                 if self.superseded:
                     self.drained.set()
@@ -154,11 +168,13 @@ class Tailer:
         return True
 
     async def _read(self, final: bool = False) -> Step:
-        if self.fd is None and not await self._open():
-            return Step(size=self.size, nlink=0 if self.deleted else 1)
-        step = await self.engine.blocking(
-            read_step, self.fd, self.pos, self.guard, self.discarding, self.engine.policy, self.fp.length, final
-        )
+        step, self._polled = self._polled, None
+        if step is None or final:
+            if self.fd is None and not await self._open():
+                return Step(size=self.size, nlink=0 if self.deleted else 1)
+            step = await self.engine.blocking(
+                read_step, self.fd, self.pos, self.guard, self.discarding, self.engine.policy, self.fp.length, final
+            )
         if step.head is not None and not step.truncated:
             if self.fp.matches(step.head):
                 self.fp = self.record.fp = Fingerprint.of(step.head)
@@ -183,7 +199,7 @@ class Tailer:
         for piece in pieces:
             batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data)
             self.pos, self.guard = piece.end, piece.guard
-            await engine.pipeline.submit(self.record, batch, piece.guard)
+            await engine.pipeline.submit(self.record, batch, piece.guard, piece.lease)
             if piece.dropped:
                 engine.losses.add(self.path, "line_too_long", piece.dropped)
             elif piece.cut:
@@ -219,6 +235,7 @@ class Tailer:
             pass
         finally:
             self._waiter = None
+            self.engine.poller.cancel(self)  # a check still under way is discarded
 
     async def _finish(self) -> None:
         """Drained and quiet after a rotation or deletion: ship an unterminated last line, close."""

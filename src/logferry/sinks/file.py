@@ -8,7 +8,6 @@ A batch is acknowledged once ``write(2)`` has taken it all (it survives a crash 
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from ..sink import Sink
 from ..threadloop import LoopThread
 
 STDOUT = "-"
+_IOV_MAX = 1024
 _REOPEN_CHECK = 1.0  # seconds between checks that the output was not rotated away
 TORN_SCAN = 4 << 20  # how far back to look for the end of the last complete line
 log = logging.getLogger("logferry.sinks.file")
@@ -43,7 +43,10 @@ class FileSink(Sink):
         await self._thread.run(self._open())
 
     async def send(self, batch: Batch) -> None:
-        await self._thread.run(self._write(batch))
+        await self._thread.run(self._write([batch]))
+
+    async def send_many(self, batches: list[Batch]) -> None:
+        await self._thread.run(self._write(batches))
 
     async def stop(self) -> None:
         if self._thread.running:
@@ -59,14 +62,18 @@ class FileSink(Sink):
             self._fd = 1
             return
         try:
-            parent = os.path.dirname(self.path)
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = self._open_output()
             self._cut_torn_tail()
         except OSError as exc:
             raise SinkError(f"cannot open {self.path}: {exc.strerror}", retryable=False) from None
+
+    def _open_output(self) -> int:
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._checked_at = time.monotonic()
+        return fd
 
     def _cut_torn_tail(self) -> None:
         """A crash in the middle of a write can leave a partial last line. That batch was never
@@ -89,15 +96,11 @@ class FileSink(Sink):
         log.warning("%s ended with a partial line (%d bytes, left by a crash); removed it: its line is "
                     "shipped again", self.path, size - keep)
 
-    async def _write(self, batch: Batch) -> None:
-        if self._fd is None:
-            raise SinkError(f"{self.describe()} is not open", retryable=False)
-        self._reopen_if_rotated()
-        view = memoryview(encode(batch, self.format))
+    async def _write(self, batches: list[Batch]) -> None:
+        chunks = [memoryview(encode(batch, self.format)) for batch in batches]
         try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            self._reopen_if_rotated()
+            _write_all(self._fd, chunks)
             if self.fsync:
                 os.fsync(self._fd)
         except BrokenPipeError:
@@ -106,9 +109,13 @@ class FileSink(Sink):
             raise SinkError(f"cannot write to {self.path}: {exc.strerror}") from None
 
     def _reopen_if_rotated(self) -> None:
-        """Follow the output path when someone rotated the merged file (logrotate on our output)."""
+        """Follow the output path when someone rotated the merged file (logrotate on our output).
+        After a failed reopen (its directory gone, say) every write tries again: a retryable error."""
+        if self._fd is None:
+            self._fd = self._open_output()
+            return
         now = time.monotonic()
-        if self._fd in (None, 1) or now - self._checked_at < _REOPEN_CHECK:
+        if self._fd == 1 or now - self._checked_at < _REOPEN_CHECK:
             return
         self._checked_at = now
         try:
@@ -119,23 +126,28 @@ class FileSink(Sink):
         if at_path is None or (at_path.st_dev, at_path.st_ino) != (held.st_dev, held.st_ino):
             os.close(self._fd)
             self._fd = None
-            # If reopening fails, the next send retries it through _open's error.
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = self._open_output()
 
     async def _close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None or fd == 1:
             return
-        try:
-            os.fsync(fd)  # flush on stop: what was acknowledged reaches the disk
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EROFS):  # pipes and devices cannot be synced
-                raise SinkError(f"cannot flush {self.path}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
+        # Writes are unbuffered (each batch is acknowledged after write(2)), so nothing is left to
+        # flush; with fsync = true every batch was already synced.
+        os.close(fd)
 
     def describe(self) -> str:
         return "stdout" if self.path == STDOUT else f"file:{self.path}"
+
+
+def _write_all(fd: int, chunks: list[memoryview]) -> None:
+    """One ``writev`` for all chunks (the usual case), continuing after a short write."""
+    while chunks:
+        written = os.writev(fd, chunks[:_IOV_MAX])
+        while chunks and written >= len(chunks[0]):
+            written -= len(chunks.pop(0))
+        if written:
+            chunks[0] = chunks[0][written:]
 
 
 class NullSink(Sink):
