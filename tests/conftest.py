@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
@@ -15,43 +14,15 @@ from pathlib import Path
 
 import pytest
 
+pytest.register_assert_rewrite("logferry.testing")  # before the import below, as for any pytest plugin
+
 from logferry import Settings, SinkSpec
 from logferry.engine import Engine
+from logferry.testing import run_debug, run_without_blocking  # noqa: F401 - run_debug: for the tests
 
-SLOW_CALLBACK = 0.05
-
-
-class SlowCallbacks(logging.Handler):
-    """Collects asyncio debug mode's "Executing <handle> took N seconds" warnings."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Executing") and " took " in message:
-            self.messages.append(message)
-
-
-def run_debug(main: Callable[[], Awaitable[object]]) -> tuple[object, list[str]]:
-    """Run ``main()`` with asyncio debug mode on and a 50 ms slow-callback threshold.
-
-    Returns its result and the slow-callback warnings asyncio logged.
-    """
-    detector = SlowCallbacks()
-    asyncio_log = logging.getLogger("asyncio")
-    asyncio_log.addHandler(detector)
-
-    async def wrapper() -> object:
-        asyncio.get_running_loop().slow_callback_duration = SLOW_CALLBACK
-        return await main()
-
-    try:
-        result = asyncio.run(wrapper(), debug=True)
-    finally:
-        asyncio_log.removeHandler(detector)
-    return result, detector.messages
+# The opt-in helpers for plugin authors, used here as a plugin author would; pytester runs the
+# sink contract against deliberately bad sinks in tests/test_sink_contract.py.
+pytest_plugins = ["logferry.testing", "pytester"]
 
 
 def run_engine(settings: Settings, until: Callable[[Engine], Awaitable[object]] | None = None, **engine_kw):
@@ -71,9 +42,7 @@ def run_engine(settings: Settings, until: Callable[[Engine], Awaitable[object]] 
         await running
         return engine, result
 
-    (engine, result), slow = run_debug(main)
-    assert not slow, f"callbacks blocked the event loop: {slow}"
-    return engine, result
+    return run_without_blocking(main)
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.02) -> None:

@@ -56,3 +56,43 @@ import logferry
 def logferry_sources(settings):
     return [str(settings.state_dir.parent / "extra" / "*.log")]
 """
+
+SCHEMES_RAISE = """
+import logferry
+
+@logferry.hookimpl
+def logferry_sink_schemes():
+    raise ValueError("cannot say")
+
+@logferry.hookimpl
+def logferry_sources(settings):
+    raise AssertionError("a failed plugin's hooks must not run")
+"""
+
+MISSPELLED_HOOK = """
+import logferry
+
+@logferry.hookimpl
+def logferry_sink_scheme():  # missing the s
+    return ["typo"]
+"""
+
+NEWER_HOOK = """
+import logferry
+
+@logferry.hookimpl(optionalhook=True)
+def logferry_from_a_newer_version():
+    return None
+
+@logferry.hookimpl
+def logferry_sink_schemes():
+    return ["newer"]
+"""
+
+SOURCES_RAISE = """
+import logferry
+
+@logferry.hookimpl
+def logferry_sources(settings):
+    raise OSError("the inventory service is down")
+"""

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 from conftest import cli, lines, run_engine
-from distributions import BROKEN, CLAIMS_FILE, EXTRA_SOURCES, MEMORY_SINK, make_distribution
+from distributions import (
+    BROKEN,
+    CLAIMS_FILE,
+    EXTRA_SOURCES,
+    MEMORY_SINK,
+    MISSPELLED_HOOK,
+    NEWER_HOOK,
+    SCHEMES_RAISE,
+    SOURCES_RAISE,
+    make_distribution,
+)
 
 import logferry
 from logferry import ConfigError, hookspecs
@@ -105,8 +115,8 @@ def test_the_allow_list_admits_only_named_plugins(site: Path, monkeypatch) -> No
 def test_entry_points_load_in_a_deterministic_order(site: Path) -> None:
     make_distribution(site, "logferry-zeta", "zeta_plugin", EXTRA_SOURCES)
     make_distribution(site, "logferry-alpha", "alpha_plugin", MEMORY_SINK)
-    names = [i.name for i in get_plugin_manager().listing() if i.origin == "entry point"]
-    assert names == sorted(names)
+    keys = [(i.distribution, i.name) for i in get_plugin_manager().listing() if i.origin == "entry point"]
+    assert keys == sorted(keys)
 
 
 def test_two_plugins_claiming_one_scheme_is_an_error_naming_both(site: Path, tmp_path: Path) -> None:
@@ -129,7 +139,8 @@ def test_source_plugins_contribute_patterns(site: Path, settings, tmp_path: Path
 
 
 def test_unknown_scheme_names_the_installed_schemes(tmp_path: Path) -> None:
-    result = cli("run", str(tmp_path / "x.log"), "--sink", "kafka://host", "--state-dir", str(tmp_path / "s"))
+    result = cli("run", str(tmp_path / "x.log"), "--sink", "kafka://host", "--state-dir", str(tmp_path / "s"),
+                 env={"LOGFERRY_LOAD_PLUGINS": ""})  # only the built-ins, whatever is installed
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "logferry: error: unknown sink scheme 'kafka' in 'kafka://host'; installed schemes: file, null, stdout"
@@ -140,3 +151,96 @@ def test_unknown_scheme_names_the_installed_schemes(tmp_path: Path) -> None:
                                         ("file:/x", "file"), ("REDIS://h:1/0", "redis"), ("null:", "null")])
 def test_sink_schemes_are_read_from_the_url(url: str, scheme: str) -> None:
     assert sink_scheme(url) == scheme
+
+
+def test_entry_points_load_one_at_a_time_by_distribution_then_name_a_failure_stops_none(site: Path) -> None:
+    make_distribution(site, "logferry-c", "c_plugin", EXTRA_SOURCES)
+    make_distribution(site, "logferry-b", "b_plugin", BROKEN)
+    make_distribution(site, "logferry-a", "a_plugin", MEMORY_SINK, entry_name="zz-memory")
+    ours = {"logferry-a", "logferry-b", "logferry-c"}
+    rows = [(i.distribution, i.name, i.status) for i in get_plugin_manager().listing() if i.distribution in ours]
+    assert rows == [("logferry-a", "zz-memory", "loaded"), ("logferry-b", "logferry-b", "failed"),
+                    ("logferry-c", "logferry-c", "loaded")]
+
+
+def test_plugins_command_shows_name_version_origin_status_schemes_and_hooks(site: Path) -> None:
+    make_distribution(site, "logferry-memory", "memory_plugin", MEMORY_SINK, version="2.3")
+    make_distribution(site, "logferry-broken", "broken_plugin", BROKEN)
+    make_distribution(site, "logferry-extra", "extra_plugin", EXTRA_SOURCES)
+    result = cli("plugins", env={"LOGFERRY_DISABLE_PLUGINS": "logferry-extra"})
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NAME", "VERSION", "ORIGIN", "STATUS", "SCHEMES", "HOOKS"]
+    table = {row.split()[0]: row for row in rows}
+    assert table["logferry-memory"].split() == ["logferry-memory", "2.3", "entry", "point", "loaded", "memory",
+                                                "logferry_make_sink,logferry_sink_schemes"]
+    assert "failed: RuntimeError: this plugin is broken on purpose" in table["logferry-broken"]
+    assert " blocked " in table["logferry-extra"]
+    assert "built-in" in table["logferry.sinks.builtin"] and "file,null,stdout" in table["logferry.sinks.builtin"]
+
+    listing = cli("plugins", "--json", env={"LOGFERRY_DISABLE_PLUGINS": "logferry-extra"})
+    rows_json = {row["name"]: row for row in json.loads(listing.stdout)}
+    assert rows_json["logferry-memory"] == {
+        "name": "logferry-memory", "version": "2.3", "origin": "entry point", "distribution": "logferry-memory",
+        "status": "loaded", "hooks": ["logferry_make_sink", "logferry_sink_schemes"], "schemes": ["memory"],
+        "error": "",
+    }
+    assert rows_json["logferry-extra"]["status"] == "blocked"
+
+
+def test_no_plugins_loads_no_installed_plugin_but_the_built_in_sinks_work(site: Path, tmp_path: Path) -> None:
+    make_distribution(site, "logferry-memory", "memory_plugin", MEMORY_SINK)
+    make_distribution(site, "logferry-broken", "broken_plugin", BROKEN)
+    listing = cli("plugins", "--json", "--no-plugins")
+    statuses = {(row["origin"], row["name"]): row["status"] for row in json.loads(listing.stdout)}
+    assert {("entry point", "logferry-broken"), ("entry point", "logferry-memory")} <= set(statuses)
+    assert {status for (origin, _), status in statuses.items() if origin == "entry point"} == {"blocked"}
+    assert {status for (origin, _), status in statuses.items() if origin == "built-in"} == {"loaded"}
+
+    log = tmp_path / "a.log"
+    log.write_bytes(lines("a", 10))
+    state = str(tmp_path / "st")
+    unknown = cli("run", str(log), "--once", "--no-plugins", "--sink", "memory:", "--state-dir", state)
+    assert unknown.returncode == 2
+    assert "unknown sink scheme 'memory'" in unknown.stderr
+    run = cli("run", str(log), "--once", "--no-plugins", "--sink", str(tmp_path / "out"), "--state-dir", state)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out").read_bytes() == log.read_bytes()
+
+
+def test_a_plugin_whose_schemes_hook_raises_is_failed_and_none_of_its_hooks_run(site: Path, settings) -> None:
+    make_distribution(site, "logferry-bad-schemes", "bad_schemes_plugin", SCHEMES_RAISE)
+    host = get_plugin_manager()
+    info = by_name(host)["logferry-bad-schemes"]
+    assert info.status == "failed"
+    assert info.error == "logferry_sink_schemes raised ValueError: cannot say"
+    assert host.pm.get_plugin("logferry-bad-schemes") is None  # its logferry_sources would raise
+    assert host.sources(settings()) == settings().paths
+
+
+def test_a_misspelled_hook_fails_the_plugin_with_a_clear_error(site: Path) -> None:
+    make_distribution(site, "logferry-typo", "typo_plugin", MISSPELLED_HOOK)
+    make_distribution(site, "logferry-newer", "newer_plugin", NEWER_HOOK)
+    infos = by_name(get_plugin_manager())
+    assert infos["logferry-typo"].status == "failed"
+    assert "unknown hook logferry_sink_scheme (misspelled?" in infos["logferry-typo"].error
+    assert infos["logferry-newer"].status == "loaded"  # optionalhook: a hook of a newer logferry is fine
+    assert infos["logferry-newer"].schemes == ["newer"]
+
+
+def test_a_source_plugin_that_raises_is_named_and_the_run_goes_on(site: Path, tmp_path: Path) -> None:
+    make_distribution(site, "logferry-inventory", "inventory_plugin", SOURCES_RAISE)
+    log = tmp_path / "a.log"
+    log.write_bytes(lines("a", 10))
+    run = cli("run", str(log), "--once", "--sink", str(tmp_path / "out"), "--state-dir", str(tmp_path / "st"))
+    assert run.returncode == 0, run.stderr
+    assert "plugin logferry-inventory failed in logferry_sources (OSError: the inventory service is down)" in run.stderr
+    assert (tmp_path / "out").read_bytes() == log.read_bytes()
+
+
+def test_two_distributions_with_one_entry_point_name_the_second_is_failed_naming_the_first(site: Path) -> None:
+    make_distribution(site, "logferry-one", "one_plugin", MEMORY_SINK, entry_name="sink")
+    make_distribution(site, "logferry-two", "two_plugin", EXTRA_SOURCES, entry_name="sink")
+    rows = [(i.distribution, i.status, i.error) for i in get_plugin_manager().listing() if i.name == "sink"]
+    assert rows == [("logferry-one", "loaded", ""),
+                    ("logferry-two", "failed", "the plugin name 'sink' is already taken by logferry-one")]

@@ -45,6 +45,8 @@ log = logging.getLogger("logferry.discovery")
 _SEPARATORS = ".-_"
 MAX_UNSURE_SCANS = 5  # scans in a row that met moving files before new files start anyway
 SLICE = 100  # files handled per loop iteration in a scan
+WATCHED_SCAN_INTERVAL = 10.0  # periodic scans while file-system events announce new files
+MISSED_FILES = 3  # new files found by periodic scans, not events, before events are not trusted
 T = TypeVar("T")
 
 
@@ -77,6 +79,8 @@ class Pending:
     def last_growth(self) -> float:
         return self.quiet_since
 
+    settled = False  # checked at the regular pace: it has to be decided on soon
+
     def read_args(self) -> None:
         return None  # not read until it is known not to be a copy
 
@@ -106,6 +110,8 @@ class Discovery:
         self._wake = asyncio.Event()
         self._want_scan = False
         self._want_recheck = False
+        self.watched = False  # file-system events announce new files: periodic scans can be rare
+        self._missed = 0
 
     def load(self, records: list[FileRecord]) -> None:
         """The saved records, before the first scan."""
@@ -129,7 +135,10 @@ class Discovery:
                     return
                 await asyncio.sleep(0.01)  # a rotation is under way: let it finish, look again
                 continue
-            deadline = time.monotonic() + engine.settings.scan_interval
+            interval = engine.settings.scan_interval
+            if self.watched and not self.pending:  # pending files are decided on at the usual pace
+                interval = max(interval, WATCHED_SCAN_INTERVAL)
+            deadline = time.monotonic() + interval
             while not engine.stopping and not self._want_scan and time.monotonic() < deadline:
                 self._wake.clear()
                 try:
@@ -152,6 +161,7 @@ class Discovery:
 
     async def scan(self) -> None:
         async with self._lock:
+            announced = self._want_scan
             self._want_scan = self._want_recheck = False
             settings = self.engine.settings
             found = await self.engine.blocking(expand, self.patterns, settings.exclude, self.engine.outputs)
@@ -165,6 +175,8 @@ class Discovery:
             waiting = [found.pop(key) for key in list(self.pending) if key in found]
             for key in set(self.pending) - {f.key for f in waiting}:
                 self._drop_pending(key)  # gone, or renamed: a later scan sees it anew
+            if found and self.watched and not announced and not self.first_scan:
+                self._unannounced(len(found))
             if waiting:
                 await self._recheck(waiting)
             if found:
@@ -180,6 +192,14 @@ class Discovery:
                 log.info("first scan: %d files followed, %d pending, %d saved files not found", len(self.tracked),
                          len(self.pending), len(self._unclaimed))
                 self.engine.ready.set()
+
+    def _unannounced(self, count: int) -> None:
+        """A periodic scan found new files no event announced (a network file system, say)."""
+        self._missed += count
+        if self._missed >= MISSED_FILES:
+            self.watched = False
+            log.info("new files appear without file-system events: scanning every %ss",
+                     self.engine.settings.scan_interval)
 
     async def recheck_pending(self) -> None:
         async with self._lock:

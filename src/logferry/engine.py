@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .checkpoints import CheckpointStore, FileRecord
 from .discovery import Discovery
@@ -35,7 +35,10 @@ from .reader import LinePolicy
 from .settings import Settings, SinkSpec
 from .sink import Sink
 from .tailer import Tailer
-from .watch import Watcher
+
+if TYPE_CHECKING:
+    from .hints import GrowthHints
+    from .watch import Watcher
 
 log = logging.getLogger("logferry.engine")
 T = TypeVar("T")
@@ -79,6 +82,9 @@ class Engine:
         self._force = asyncio.Event()
         self.ready = asyncio.Event()  # set by discovery after the first scan
         self._tasks: asyncio.TaskGroup | None = None
+        self.hints: GrowthHints | None = None  # growth events, when a watcher runs
+        self._by_path: dict[str, Tailer] = {}  # rebuilt when stale: events name paths
+        self._paths_stale = True
 
     # -- the public surface --------------------------------------------------------
 
@@ -137,10 +143,28 @@ class Engine:
     def start_tailer(self, tailer: Tailer) -> None:
         assert self._tasks is not None
         self._tailers[tailer] = self._tasks.create_task(tailer.run(), name=f"tail {tailer.path}")
+        self._paths_stale = True
+        if self.hints is not None:
+            self.hints.follow(tailer.path)
 
     def tailer_done(self, tailer: Tailer) -> None:
         self._tailers.pop(tailer, None)
+        self._paths_stale = True
         self.discovery.tailer_done(tailer)
+
+    def path_changed(self) -> None:
+        """A tailer's file was found under another name."""
+        self._paths_stale = True
+
+    def _wake_path(self, path: str) -> None:
+        """A growth event for ``path``: wake the tailer following it, if any."""
+        tailer = self._by_path.get(path)
+        if (tailer is None or tailer.path != path) and self._paths_stale:
+            self._by_path = {t.path: t for t in self._tailers}
+            self._paths_stale = False
+            tailer = self._by_path.get(path)
+        if tailer is not None and tailer.path == path:
+            tailer.wake()
 
     def _acknowledged(self, record: FileRecord, nbytes: int) -> None:
         self.record_changed(record)
@@ -169,6 +193,8 @@ class Engine:
     def file_active(self, tailer: Tailer) -> None:
         if tailer in self._open_files:
             self._open_files.move_to_end(tailer)
+        if self.hints is not None:
+            self.hints.grew(tailer.path)
 
     def file_closed(self, tailer: Tailer) -> None:
         self._open_files.pop(tailer, None)
@@ -193,6 +219,8 @@ class Engine:
                 services = [tasks.create_task(self.poller.run()), tasks.create_task(self._commit_loop())]
                 scanning = tasks.create_task(self.discovery.run())
                 watcher = await self._start_watcher()
+                if self.hints is not None:
+                    services.append(tasks.create_task(self.hints.run()))
                 try:
                     await self._until_done(scanning)
                     await self._shut_down(consumers, services + [scanning])
@@ -205,12 +233,21 @@ class Engine:
     async def _start_watcher(self) -> Watcher | None:
         if not self.settings.watch or self.settings.once:
             return None
-        watcher = Watcher(self.patterns, asyncio.get_running_loop(), self.discovery.rescan_soon)
+        from .hints import GrowthHints  # watchdog is imported only by runs that watch
+        from .watch import Watcher
+
+        watcher = Watcher(self.patterns, asyncio.get_running_loop(), self.discovery.rescan_soon,
+                          lambda paths: hints.delivered(paths))
+        hints = GrowthHints(watcher, self.blocking, self._wake_path, self.poller.wake_directory)
         try:
             await self.blocking(watcher.start)
         except Exception as exc:  # no events at all: polling alone still finds everything
             log.warning("file-system events unavailable (%s); polling only", exc)
             return None
+        self.hints = self.poller.hints = hints
+        self.discovery.watched = watcher.complete
+        for tailer in self._tailers:
+            hints.follow(tailer.path)
         return watcher
 
     async def _until_done(self, scanning: asyncio.Task[None]) -> None:

@@ -32,14 +32,20 @@ def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[
            ) -> dict[Key, Found]:
     """Expand the patterns into the regular files they match, by identity (runs on a worker thread).
 
-    ``outputs`` are the real paths of files logferry's own sinks write: following one would ship
-    every line again and again.
+    ``outputs`` are the paths of files logferry's own sinks write: following one would ship every
+    line again and again. They are recognised by identity, whatever name or link leads to them.
     """
     excludes = list(excludes)
     found: dict[Key, Found] = {}
+    own = set()
+    for output in outputs:
+        try:
+            own.add(key_of(os.stat(output)))
+        except OSError:
+            pass
     for pattern in patterns:
         for path in sorted(glob.iglob(os.path.expanduser(pattern), recursive=True)):
-            if _excluded(path, excludes) or (outputs and os.path.realpath(path) in outputs):
+            if _excluded(path, excludes):
                 continue
             try:
                 st = os.stat(path)
@@ -48,6 +54,8 @@ def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[
             if not stat.S_ISREG(st.st_mode):
                 continue
             key = key_of(st)
+            if key in own:
+                continue
             seen = found.get(key)
             if seen is None:
                 found[key] = Found(path, key, st.st_size, st.st_mtime, (path,))

@@ -245,7 +245,7 @@ class PluginHost:
             sink = caller(url=url, scheme=scheme, options=dict(options), settings=settings)
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - re-raised as one clear line naming the plugin
+        except Exception as exc:  # re-raised as one clear line naming the plugin
             raise ConfigError(
                 f"plugin {owner} could not create a sink for {url!r}: {type(exc).__name__}: {exc}"
             ) from exc

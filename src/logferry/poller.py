@@ -9,7 +9,9 @@ are woken, with what was read for them.
 A file is checked again after a delay that grows with how long it has been quiet: files being
 written are checked every few milliseconds, files quiet for a second or more every ``ceiling``
 (the poll interval), which is therefore the longest a change can go unnoticed without a watcher
-hint. Thousands of idle files cost one thread hop and a few microseconds each per sweep.
+hint. Where growth events cover a file (see hints.py), it rests instead: one check every
+``hints.REST`` seconds, in case an event is lost. Thousands of idle files cost one thread hop and
+a few microseconds each per sweep.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .hints import REST, GrowthHints
 from .reader import Step, read_step
 
 FLOOR = 0.002  # a file being written is checked this often: latency stays within a few ms
 BACKOFF = 0.25  # the next check comes after this share of the time the file has been quiet
 BEING_CHECKED = -1
+ALIGN = 0.05  # longer delays end on a multiple of this: idle files share sweeps, and thread hops
 
 
 class Pollable(Protocol):
@@ -36,6 +41,7 @@ class Pollable(Protocol):
     size: int
     deleted: bool
     last_growth: float
+    settled: bool  # at its path and expected to stay: may rest where growth events cover it
 
     def read_args(self) -> tuple[Any, ...] | None:
         """Arguments for :func:`read_step` when the poller may read for it, else None."""
@@ -51,7 +57,8 @@ class Poller:
         self.ceiling = max(ceiling, 0.001)
         self.floor = min(FLOOR, self.ceiling)
         self._blocking = blocking
-        self._heap: list[tuple[float, int, Pollable]] = []
+        self.hints: GrowthHints | None = None
+        self._heap: list[tuple[float, int, Pollable, bool]] = []
         self._tickets: dict[int, int] = {}  # id(file) → ticket of its live entry, or BEING_CHECKED
         self._counter = itertools.count()
         self._changed: asyncio.Event = asyncio.Event()
@@ -60,16 +67,29 @@ class Poller:
     def schedule(self, item: Pollable) -> None:
         """Check ``item``'s file after a delay that grows with its quiet time (replaces any earlier one)."""
         now = time.monotonic()
-        delay = min(self.ceiling, max(self.floor, (now - item.last_growth) * BACKOFF))
+        resting = item.settled and self.hints is not None and self.hints.covers(item.path)
+        if resting:
+            delay = REST
+        else:
+            delay = min(self.ceiling, max(self.floor, (now - item.last_growth) * BACKOFF))
+        when = now + delay
+        if delay >= 2 * ALIGN:
+            when = math.ceil(when / ALIGN) * ALIGN
         ticket = next(self._counter)
         self._tickets[id(item)] = ticket
-        heapq.heappush(self._heap, (now + delay, ticket, item))
+        heapq.heappush(self._heap, (when, ticket, item, resting))
         if self._heap[0][1] == ticket:
             self._changed.set()
 
     def cancel(self, item: Pollable) -> None:
         """Forget ``item``: a check under way for it is discarded."""
         self._tickets.pop(id(item), None)
+
+    def wake_directory(self, directory: str) -> None:
+        """Growth events stopped covering ``directory``: its resting files get regular checks again."""
+        for _, ticket, item, resting in list(self._heap):
+            if resting and self._tickets.get(id(item)) == ticket and os.path.dirname(item.path) == directory:
+                self.schedule(item)
 
     def checking(self, item: Pollable) -> bool:
         """Is a worker thread looking at ``item``'s descriptor right now? (Do not close it.)"""
@@ -80,15 +100,17 @@ class Poller:
             due = self._pop_due()
             if due:
                 self.sweeps += 1
-                results = await self._blocking(_sweep, [_args(item) for item in due])
-                for item, result in zip(due, results):
+                results = await self._blocking(_sweep, [_args(item) for item, _ in due])
+                for (item, resting), result in zip(due, results):
                     if self._tickets.get(id(item)) != BEING_CHECKED:
                         continue  # woken or cancelled meanwhile: what was read is not used
                     if result is None:
                         self.schedule(item)
-                    else:
-                        del self._tickets[id(item)]
-                        item.polled(result if isinstance(result, Step) else None)
+                        continue
+                    if resting and self.hints is not None:
+                        self.hints.unannounced(item.path)
+                    del self._tickets[id(item)]
+                    item.polled(result if isinstance(result, Step) else None)
                 continue
             self._changed.clear()
             timeout = self._heap[0][0] - time.monotonic() if self._heap else None
@@ -98,14 +120,14 @@ class Poller:
             except TimeoutError:
                 pass
 
-    def _pop_due(self) -> list[Pollable]:
+    def _pop_due(self) -> list[tuple[Pollable, bool]]:
         now = time.monotonic()
         due = []
         while self._heap and self._heap[0][0] <= now:
-            _, ticket, item = heapq.heappop(self._heap)
+            _, ticket, item, resting = heapq.heappop(self._heap)
             if self._tickets.get(id(item)) == ticket:
                 self._tickets[id(item)] = BEING_CHECKED
-                due.append(item)
+                due.append((item, resting))
         return due
 
 

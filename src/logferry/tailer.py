@@ -48,6 +48,7 @@ class Tailer:
         self.last_growth = time.monotonic()
         self._waiter: asyncio.Future[None] | None = None
         self._polled: Step | None = None  # read for us by the poller while we slept
+        self._woken = False  # woken while awake: the next sleep returns at once
 
     def _begin(self, record: FileRecord, head: bytes) -> None:
         """Read the generation ``record`` describes, from its offset."""
@@ -66,9 +67,16 @@ class Tailer:
 
     # -- signals from discovery, the poller and the engine ---------------------
 
+    @property
+    def settled(self) -> bool:
+        """At its path and expected to stay: may rest where growth events cover it."""
+        return not (self.orphaned or self.deleted or self.superseded)
+
     def wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        else:  # busy: an event (say) arrived after our last read; look again before sleeping
+            self._woken = True
 
     def read_args(self) -> tuple[object, ...] | None:
         """What the poller needs to read for us: only while we sleep with the file open."""
@@ -96,6 +104,7 @@ class Tailer:
         if path != self.path:
             log.info("%s is now %s (same file)", self.path, path)
             self.path = self.record.path = path
+            self.engine.path_changed()
         self.orphan(False)
 
     def close_idle(self) -> None:
@@ -227,6 +236,10 @@ class Tailer:
         return True
 
     async def _sleep(self, timeout: float | None) -> None:
+        if self._woken:
+            self._woken = False
+            self.engine.poller.cancel(self)
+            return
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(timeout):

@@ -1,10 +1,9 @@
-"""File-system events as a wake-up hint: a file appearing, moving or vanishing triggers a scan now.
+"""File-system events as wake-up hints, from one watchdog observer (never one watch per file).
 
-One watchdog observer thread watches the directories the patterns live in (never one watch per
-file). Only create, move and delete events are asked of the kernel: growth is left to the poller,
-because turning every write into a Python event costs more CPU under load than shipping the lines
-(see FACTS.md). Events are only ever a hint — scans and polling stay the source of truth, so
-network file systems and exhausted inotify limits lose latency, never lines.
+Create, move and delete events in the directories the patterns live in trigger a scan now.
+Growth events are asked for per directory, and only where :mod:`logferry.hints` decides it is
+cheap: watchdog turns every write into a Python event. Events stay a hint: scans and polling remain
+the source of truth, so network file systems and exhausted inotify limits lose latency, never lines.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import asyncio
 import glob
 import logging
 import os
+import threading
 from collections.abc import Callable
 
 from watchdog.events import (
@@ -20,15 +20,18 @@ from watchdog.events import (
     DirMovedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 log = logging.getLogger("logferry.watch")
 
 EVENTS = [FileCreatedEvent, FileMovedEvent, FileDeletedEvent, DirCreatedEvent, DirMovedEvent]
+GROWTH_EVENTS = [FileModifiedEvent]
 
 
 def watch_roots(patterns: list[str]) -> dict[str, bool]:
@@ -37,20 +40,23 @@ def watch_roots(patterns: list[str]) -> dict[str, bool]:
     A pattern whose directory does not exist (yet) gets no watch: scans find it when it appears.
     """
     roots: dict[str, bool] = {}
-    for pattern in patterns:
-        parts = os.path.abspath(os.path.expanduser(pattern)).split(os.sep)
-        fixed = []
-        for part in parts:
-            if glob.has_magic(part):
-                break
-            fixed.append(part)
-        if len(fixed) == len(parts):  # a plain path: watch its directory
-            fixed.pop()
-        recursive = len(fixed) < len(parts) - 1  # a wildcard in a directory part
-        root = os.sep.join(fixed) or os.sep
+    for root, recursive in map(_root, patterns):
         if os.path.isdir(root):
             roots[root] = roots.get(root, False) or recursive
     return roots
+
+
+def _root(pattern: str) -> tuple[str, bool]:
+    parts = os.path.abspath(os.path.expanduser(pattern)).split(os.sep)
+    fixed = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    if len(fixed) == len(parts):  # a plain path: watch its directory
+        fixed.pop()
+    recursive = len(fixed) < len(parts) - 1  # a wildcard in a directory part
+    return os.sep.join(fixed) or os.sep, recursive
 
 
 class _Hint(FileSystemEventHandler):
@@ -64,14 +70,41 @@ class _Hint(FileSystemEventHandler):
             self.loop.call_soon_threadsafe(self.wake)
 
 
-class Watcher:
-    """Starts and stops the observer; every call blocks, so the engine runs them off the loop."""
+class _Growth(FileSystemEventHandler):
+    """Collects the paths that grew; the loop is woken once per burst, not once per write."""
 
-    def __init__(self, patterns: list[str], loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Callable[[set[str]], None]) -> None:
+        self.loop = loop
+        self.deliver = deliver
+        self._paths: set[str] = set()
+        self._lock = threading.Lock()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        with self._lock:
+            first = not self._paths
+            self._paths.add(os.fsdecode(event.src_path))
+        if first and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            paths, self._paths = self._paths, set()
+        self.deliver(paths)
+
+
+class Watcher:
+    """Starts and stops the observer and its watches; every call blocks, so the engine runs them
+    off the loop."""
+
+    def __init__(self, patterns: list[str], loop: asyncio.AbstractEventLoop, wake: Callable[[], None],
+                 grew: Callable[[set[str]], None]) -> None:
         self.roots = watch_roots(patterns)
+        self._every_root = len({_root(p)[0] for p in patterns}) == len(self.roots)
         self._handler = _Hint(loop, wake)
+        self._growth = _Growth(loop, grew)
         self._observer = Observer()
         self._observer.daemon = True
+        self._growth_watches: dict[str, ObservedWatch] = {}
         self.watching: list[str] = []
 
     def start(self) -> None:
@@ -83,6 +116,29 @@ class Watcher:
                 log.info("no file-system events for %s (%s): polling only", root, exc.strerror or exc)
         self._observer.start()
 
+    @property
+    def complete(self) -> bool:
+        """Every pattern's directory is watched: new files are announced by events."""
+        return self._every_root and len(self.watching) == len(self.roots)
+
     def stop(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=5)
+
+    def watch_growth(self, directory: str) -> bool:
+        """Ask for growth events of the files in ``directory`` (not its subdirectories)."""
+        try:
+            watch = self._observer.schedule(self._growth, directory, event_filter=GROWTH_EVENTS)
+        except OSError as exc:
+            log.info("no growth events for %s (%s): polling it", directory, exc.strerror or exc)
+            return False
+        self._growth_watches[directory] = watch
+        return True
+
+    def unwatch_growth(self, directory: str) -> None:
+        watch = self._growth_watches.pop(directory, None)
+        if watch is not None:
+            try:
+                self._observer.unschedule(watch)
+            except KeyError:
+                pass
