@@ -64,7 +64,7 @@ def new_file_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class FileRecord:
     """The saved state of one file (one generation of it: a truncation starts a new record)."""
 

@@ -30,6 +30,10 @@ log = logging.getLogger("logferry.tailer")
 class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
+    __slots__ = ("__weakref__", "_polled", "_saved_fp_length", "_waiter", "_woken", "after", "deleted", "discarding",
+                 "done", "drained", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
+                 "orphaned", "path", "pos", "record", "shipped", "size", "superseded")  # thousands of them
+
     def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"", mtime: float = 0.0
                  ) -> None:
         self.engine = engine

@@ -1,0 +1,96 @@
+"""Fixtures: a real redis-server per test, a real 3-node Redis Cluster per module, and helpers to
+read what reached a stream and to run a sink on a batch in asyncio debug mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+from logferry import Batch, Settings
+
+from .servers import REDIS_CLI, REDIS_SERVER, RedisClusterNodes, RedisServer
+
+pytest_plugins = ["logferry.testing"]  # the sink contract every logferry sink passes
+
+T = TypeVar("T")
+SLOW_CALLBACK = 0.05
+NO_SERVER = "redis-server not found on PATH (apt-get install redis-server); these tests need a real server"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server on a free 127.0.0.1 port, AOF fsynced always, data in tmp_path."""
+    if not REDIS_SERVER:
+        pytest.skip(NO_SERVER)
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A 3-master Redis Cluster on 127.0.0.1, shared by the tests of a module (use distinct streams)."""
+    if not REDIS_SERVER or not REDIS_CLI:
+        pytest.skip(NO_SERVER.replace("redis-server", "redis-server or redis-cli"))
+    nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield nodes.start()
+    finally:
+        nodes.stop()
+
+
+def entries(port: int, stream: str | bytes) -> list[dict[bytes, bytes]]:
+    """Every entry of ``stream`` on the server at ``port``, oldest first (fields as bytes)."""
+    with redis.Redis(port=port) as client:
+        return [fields for _, fields in client.xrange(stream)]
+
+
+def cluster_entries(nodes: RedisClusterNodes, stream: str | bytes) -> list[dict[bytes, bytes]]:
+    with redis.RedisCluster(host="127.0.0.1", port=nodes.ports[0]) as client:
+        return [fields for _, fields in client.xrange(stream)]
+
+
+def run_debug(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main()`` in asyncio debug mode; fail if any callback held the loop over 50 ms."""
+    slow: list[str] = []
+
+    class Detector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Executing") and " took " in message:
+                slow.append(message)
+
+    detector = Detector(logging.WARNING)
+    logging.getLogger("asyncio").addHandler(detector)
+
+    async def wrapper() -> T:
+        asyncio.get_running_loop().slow_callback_duration = SLOW_CALLBACK
+        return await main()
+
+    try:
+        result = asyncio.run(wrapper(), debug=True)
+    finally:
+        logging.getLogger("asyncio").removeHandler(detector)
+    assert not slow, f"callbacks blocked the event loop: {slow}"
+    return result
+
+
+def make_batch(lines: list[bytes], path: str = "/var/log/app.log", offset: int = 0, file_id: str = "f1") -> Batch:
+    data = b"".join(line + b"\n" for line in lines)
+    return Batch(path, file_id, offset, offset + len(data), data)
+
+
+def make_sink(url: str, **options: Any):  # -> RedisSink
+    """Build a sink through the plugin's hook, exactly as the engine does."""
+    from logferry.plugins import get_plugin_manager
+
+    host = get_plugin_manager(allowed={"logferry-redis"}, blocked=set())
+    return host.make_sink(url, options, Settings())
+

@@ -1,0 +1,233 @@
+"""The sink against a real redis-server: fields and exact bytes, stream names, trimming, errors,
+outages and reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+import redis
+from logferry import SinkError
+from redis.asyncio.connection import Connection
+
+from .conftest import entries, make_batch, make_sink, run_debug
+from .servers import RedisServer
+
+
+def ship(url: str, *batches, **options) -> None:
+    """Start a sink, send the batches in order, stop it: all in asyncio debug mode."""
+    sink = make_sink(url, **options)
+
+    async def main() -> None:
+        await sink.start()
+        try:
+            for batch in batches:
+                await sink.send(batch)
+        finally:
+            await sink.stop()
+
+    run_debug(main)
+
+
+def test_each_line_is_one_entry_with_exact_bytes_path_offset_and_a_stable_id(redis_server: RedisServer) -> None:
+    odd = [b"plain", b"", b"nul\x00inside", b"bad utf-8 \xff\xfe", b"tab\tand \r carriage", "é ü 漢".encode()]
+    batch = make_batch(odd, path="/var/log/app.log", offset=100, file_id="abc")
+    ship(f"{redis_server.url}?stream=s", batch)
+    got = entries(redis_server.port, "s")
+    assert [e[b"line"] for e in got] == odd
+    assert {e[b"path"] for e in got} == {b"/var/log/app.log"}
+    offsets = [100]
+    for line in odd[:-1]:
+        offsets.append(offsets[-1] + len(line) + 1)
+    assert [int(e[b"offset"]) for e in got] == offsets
+    assert [e[b"id"].decode() for e in got] == [batch.line_id(o) for o in offsets]
+    assert list(got[0]) == [b"line", b"path", b"offset", b"id"]
+
+
+def test_a_batch_is_one_pipelined_round_trip(redis_server: RedisServer) -> None:
+    with redis.Redis(port=redis_server.port) as client:
+        before = int(client.info("stats")["total_net_input_bytes"])
+        calls = client.info("commandstats").get("cmdstat_xadd", {}).get("calls", 0)
+    batch = make_batch([f"line {i}".encode() for i in range(2000)])
+    ship(f"{redis_server.url}?stream=rt", batch)
+    with redis.Redis(port=redis_server.port) as client:
+        assert client.info("commandstats")["cmdstat_xadd"]["calls"] - calls == 2000
+        assert client.xlen("rt") == 2000
+        assert int(client.info("stats")["total_net_input_bytes"]) > before
+        # one connection did all of it: a pipeline, not a connection per line
+        clients = [c for c in client.client_list() if c.get("name") == "logferry"]
+        assert not clients  # and stop() closed it
+
+
+def test_templated_streams_follow_the_source_file(redis_server: RedisServer) -> None:
+    ship(f"{redis_server.url}?stream=logs:{{stem}}",
+         make_batch([b"a1", b"a2"], path="/in/app.log"),
+         make_batch([b"w1"], path="/in/web.log"),
+         make_batch([b"a3"], path="/in/app.log.1"))
+    assert [e[b"line"] for e in entries(redis_server.port, "logs:app")] == [b"a1", b"a2", b"a3"]
+    assert [e[b"line"] for e in entries(redis_server.port, "logs:web")] == [b"w1"]
+
+
+def test_maxlen_trims_the_stream_approximately(redis_server: RedisServer) -> None:
+    batches = [make_batch([f"{b}-{i}".encode() for i in range(500)], offset=b * 10_000) for b in range(10)]
+    ship(redis_server.url, *batches, stream="trimmed", maxlen=100)
+    with redis.Redis(port=redis_server.port) as client:
+        length = client.xlen("trimmed")
+        last = client.xrevrange("trimmed", count=1)[0][1][b"line"]
+    assert 100 <= length < 1000, length  # "~": whole macro nodes are dropped, never below maxlen
+    assert last == b"9-499"
+
+
+def test_a_key_of_the_wrong_type_is_not_retryable(redis_server: RedisServer) -> None:
+    with redis.Redis(port=redis_server.port) as client:
+        client.set("taken", "a string")
+    with pytest.raises(SinkError, match="WRONGTYPE") as caught:
+        ship(f"{redis_server.url}?stream=taken", make_batch([b"x"]))
+    assert caught.value.retryable is False
+
+
+def test_a_send_while_the_server_is_down_raises_within_the_timeout(redis_server: RedisServer) -> None:
+    sink = make_sink(f"{redis_server.url}?stream=down&timeout=1")
+
+    async def main() -> list[tuple[bool, float]]:
+        await sink.start()
+        outcomes = []
+        try:
+            await asyncio.to_thread(redis_server.stop)  # refused: fails fast
+            outcomes.append(await timed_failure(sink.send(make_batch([b"x"]))))
+            await asyncio.to_thread(redis_server.start)
+            redis_server.pause()  # accepted but never answered: the timeout must end the wait
+            try:
+                outcomes.append(await timed_failure(sink.send(make_batch([b"y"]))))
+            finally:
+                redis_server.resume()
+        finally:
+            await sink.stop()
+        return outcomes
+
+    for retryable, seconds in run_debug(main):
+        assert retryable, "an outage must be retried by the engine"
+        assert seconds < 3.0, f"send hung for {seconds:.1f} s with timeout=1"
+
+
+async def timed_failure(send) -> tuple[bool, float]:
+    started = time.monotonic()
+    with pytest.raises(SinkError) as caught:
+        await send
+    return caught.value.retryable, time.monotonic() - started
+
+
+def test_after_a_server_restart_the_next_send_succeeds(redis_server: RedisServer) -> None:
+    sink = make_sink(f"{redis_server.url}?stream=restart&timeout=2")
+
+    async def main() -> None:
+        await sink.start()
+        try:
+            await sink.send(make_batch([b"before"]))
+            await asyncio.to_thread(redis_server.stop)
+            await asyncio.to_thread(redis_server.start)  # same port, same AOF: the pooled connection is dead
+            await sink.send(make_batch([b"after"], offset=7))
+        finally:
+            await sink.stop()
+
+    run_debug(main)
+    assert [e[b"line"] for e in entries(redis_server.port, "restart")] == [b"before", b"after"]
+
+
+def test_start_pings_and_fails_clearly_when_nothing_listens() -> None:
+    from .servers import free_port
+
+    sink = make_sink(f"redis://127.0.0.1:{free_port()}/0?timeout=0.5")
+
+    async def main() -> float:
+        started = time.monotonic()
+        try:
+            with pytest.raises(SinkError, match="unreachable"):
+                await sink.start()
+        finally:
+            await sink.stop()
+        return time.monotonic() - started
+
+    assert run_debug(main) < 3.0
+
+
+def test_passwords_from_userinfo_or_environment_and_a_wrong_one_stops_at_start(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = RedisServer(tmp_path / "auth", extra=("--requirepass", "s3cret")).start()
+    try:
+        ship(f"redis://:s3cret@127.0.0.1:{server.port}/0?stream=a", make_batch([b"by url"]))
+        monkeypatch.setenv("LOGFERRY_TEST_PW", "s3cret")
+        ship(f"redis://127.0.0.1:{server.port}/0?stream=a&password_env=LOGFERRY_TEST_PW", make_batch([b"by env"]))
+        sink = make_sink(f"redis://:wrong@127.0.0.1:{server.port}/0")
+        assert "wrong" not in sink.describe() and "***" in sink.describe()
+
+        async def main() -> None:
+            try:
+                with pytest.raises(SinkError, match="credentials") as caught:
+                    await sink.start()
+                assert "wrong" not in str(caught.value)
+            finally:
+                await sink.stop()
+
+        run_debug(main)
+        with redis.Redis(port=server.port, password="s3cret") as client:
+            assert [f[b"line"] for _, f in client.xrange("a")] == [b"by url", b"by env"]
+    finally:
+        server.stop()
+
+
+def test_stop_is_safe_without_start_and_twice(redis_server: RedisServer) -> None:
+    sink = make_sink(redis_server.url)
+
+    async def main() -> None:
+        await sink.stop()
+        await sink.start()
+        await sink.stop()
+        await sink.stop()
+
+    run_debug(main)
+
+
+def test_a_large_batch_is_encoded_and_parsed_on_the_sink_thread_not_the_loop(redis_server: RedisServer) -> None:
+    """1 MiB of 20-byte lines is 50,000 XADDs: encoding them and parsing the replies is CPU work
+    that belongs on the sink's own thread, never on the engine's loop."""
+    batch = make_batch([f"short line {i:08d}".encode() for i in range(50_000)])
+    sink = make_sink(f"{redis_server.url}?stream=big")
+    threads: set[str] = set()
+    original = Connection.read_response
+
+    async def spy(self, *args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return await original(self, *args, **kwargs)
+
+    async def main() -> float:
+        await sink.start()
+        late = 0.0
+
+        async def ticker() -> None:
+            nonlocal late
+            while True:
+                started = time.monotonic()
+                await asyncio.sleep(0.01)
+                late = max(late, time.monotonic() - started - 0.01)
+
+        task = asyncio.create_task(ticker())
+        try:
+            await sink.send(batch)
+        finally:
+            task.cancel()
+            await sink.stop()
+        return late
+
+    Connection.read_response = spy
+    try:
+        late = asyncio.run(main())
+    finally:
+        Connection.read_response = original
+    assert threads and all(name.startswith("logferry-redis") for name in threads), threads
+    assert late < 0.5, f"the loop was held for {late:.3f} s"
+    with redis.Redis(port=redis_server.port) as client:
+        assert client.xlen("big") == 50_000
