@@ -66,7 +66,7 @@ class GrowthHints:
 
     def follow(self, path: str) -> None:
         """A followed file lives here: its directory is a candidate for growth events."""
-        self._dirs.setdefault(os.path.dirname(path), _Directory(busy_at=time.monotonic()))
+        self._dirs.setdefault(os.path.dirname(path), _Directory())  # calm until its files grow fast
 
     def grew(self, path: str) -> None:
         """A file grew (its lines were shipped): count it towards its directory's rate."""

@@ -102,8 +102,12 @@ class Watcher:
         self._every_root = len({_root(p)[0] for p in patterns}) == len(self.roots)
         self._handler = _Hint(loop, wake)
         self._growth = _Growth(loop, grew)
+        # Two observers, two inotify instances: watchdog shares one per observer, and two watches of
+        # one directory in one instance replace each other's event mask.
         self._observer = Observer()
         self._observer.daemon = True
+        self._growth_observer = Observer()
+        self._growth_observer.daemon = True
         self._growth_watches: dict[str, ObservedWatch] = {}
         self.watching: list[str] = []
 
@@ -115,6 +119,7 @@ class Watcher:
             except OSError as exc:  # inotify limits, permissions: polling covers it
                 log.info("no file-system events for %s (%s): polling only", root, exc.strerror or exc)
         self._observer.start()
+        self._growth_observer.start()
 
     @property
     def complete(self) -> bool:
@@ -122,13 +127,15 @@ class Watcher:
         return self._every_root and len(self.watching) == len(self.roots)
 
     def stop(self) -> None:
-        self._observer.stop()
-        self._observer.join(timeout=5)
+        for observer in (self._observer, self._growth_observer):
+            observer.stop()
+        for observer in (self._observer, self._growth_observer):
+            observer.join(timeout=5)
 
     def watch_growth(self, directory: str) -> bool:
         """Ask for growth events of the files in ``directory`` (not its subdirectories)."""
         try:
-            watch = self._observer.schedule(self._growth, directory, event_filter=GROWTH_EVENTS)
+            watch = self._growth_observer.schedule(self._growth, directory, event_filter=GROWTH_EVENTS)
         except OSError as exc:
             log.info("no growth events for %s (%s): polling it", directory, exc.strerror or exc)
             return False
@@ -139,6 +146,6 @@ class Watcher:
         watch = self._growth_watches.pop(directory, None)
         if watch is not None:
             try:
-                self._observer.unschedule(watch)
+                self._growth_observer.unschedule(watch)
             except KeyError:
                 pass
