@@ -29,8 +29,9 @@ def run_engine(settings: Settings, until: Callable[[Engine], Awaitable[object]] 
     """Run an Engine in debug mode until ``until(engine)`` returns (or to the end with ``once``);
     fail if any callback blocked the loop. Returns (engine, until's result)."""
 
+    engine = Engine(settings, **engine_kw)  # loading plugins imports modules: before the loop runs
+
     async def main() -> tuple[Engine, object]:
-        engine = Engine(settings, **engine_kw)
         running = asyncio.create_task(engine.run())
         result = None
         if until is not None:

@@ -14,11 +14,14 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .configview import effective_sinks, mask_url, reference_markdown, show_toml
 from .errors import ConfigError, LogferryError
-from .plugins import get_plugin_manager
+from .logfmt import LOG_FORMATS, setup_logging
+from .plugins import PluginHost, get_plugin_manager
 from .settings import Settings, SinkSpec, load_config, parse_duration
 
 log = logging.getLogger("logferry")
@@ -35,36 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="follow files and ship their lines to sinks")
-    run.add_argument("patterns", nargs="*", metavar="PATTERN", help="path or glob (** allowed) of files to follow")
-    run.add_argument("-c", "--config", metavar="CONFIG.toml", help="read settings from this TOML file")
-    run.add_argument("--sink", action="append", metavar="URL",
-                     help="where lines go (repeatable): file:PATH, PATH, - (stdout), null:, or a plugin's scheme")
-    run.add_argument("--state-dir", metavar="DIR", help="where checkpoints live")
-    start = run.add_mutually_exclusive_group()
-    start.add_argument("--from-head", dest="start", action="store_const", const="head",
-                       help="files found at the first scan with no checkpoint start at their head (default)")
-    start.add_argument("--from-tail", dest="start", action="store_const", const="tail",
-                       help="files found at the first scan with no checkpoint start at their end")
-    run.add_argument("--once", action="store_true", default=None,
-                     help="read every file to its end, ship, save checkpoints and exit")
-    run.add_argument("--exclude", action="append", metavar="PATTERN", help="glob of paths never to follow")
-    run.add_argument("--poll-interval", metavar="SECONDS", type=_duration,
-                     help="longest wait before an idle file is checked again")
-    run.add_argument("--no-watch", dest="watch", action="store_false", default=None,
-                     help="do not use file-system events as wake-up hints")
-    run.add_argument("--format", choices=("raw", "json"), help="line format of the file and stdout sinks")
+    _add_settings_flags(run)
     _add_common(run)
     run.set_defaults(func=cmd_run)
 
     plugins = commands.add_parser("plugins", help="list the plugins and the sink schemes they serve")
     plugins.add_argument("--json", action="store_true", help="print a JSON list")
     plugins.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
+    _add_logging(plugins)
     plugins.set_defaults(func=cmd_plugins)
 
     verify = commands.add_parser("verify", help="check that OUTPUT holds every line of each INPUT, once, in order")
     verify.add_argument("output", metavar="OUTPUT")
     verify.add_argument("inputs", nargs="+", metavar="INPUT")
     verify.add_argument("--format", choices=("raw", "json"), default="raw", help="format of OUTPUT")
+    _add_logging(verify)
     verify.set_defaults(func=cmd_verify)
 
     demo = commands.add_parser("demo", help="watch logferry follow live writers, merge and verify (no setup)")
@@ -74,15 +62,58 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo directory")
     _add_common(demo)
     demo.set_defaults(func=cmd_demo)
+
+    config = commands.add_parser("config", help="check a config file, show the effective configuration")
+    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = actions.add_parser("check", help="validate a config file (every key and sink) without running")
+    check.add_argument("-c", "--config", required=True, metavar="CONFIG.toml", help="the TOML file to check")
+    _add_common(check)
+    check.set_defaults(func=cmd_config_check)
+    show = actions.add_parser("show", help="print the effective configuration (defaults + file + flags) as TOML")
+    _add_settings_flags(show)
+    _add_common(show)
+    show.set_defaults(func=cmd_config_show)
+    reference = actions.add_parser("reference", help="print the configuration reference (Markdown)")
+    _add_logging(reference)
+    reference.set_defaults(func=cmd_config_reference)
     return parser
 
 
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``run`` that set :class:`Settings` (``config show`` takes them too)."""
+    parser.add_argument("patterns", nargs="*", metavar="PATTERN", help="path or glob (** allowed) of files to follow")
+    parser.add_argument("-c", "--config", metavar="CONFIG.toml", help="read settings from this TOML file")
+    parser.add_argument("--sink", action="append", metavar="URL",
+                        help="where lines go (repeatable): file:PATH, PATH, - (stdout), null:, or a plugin's scheme")
+    parser.add_argument("--state-dir", metavar="DIR", help="where checkpoints live")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--from-head", dest="start", action="store_const", const="head",
+                       help="files found at the first scan with no checkpoint start at their head (default)")
+    start.add_argument("--from-tail", dest="start", action="store_const", const="tail",
+                       help="files found at the first scan with no checkpoint start at their end")
+    parser.add_argument("--once", action="store_true", default=None,
+                        help="read every file to its end, ship, save checkpoints and exit")
+    parser.add_argument("--exclude", action="append", metavar="PATTERN", help="glob of paths never to follow")
+    parser.add_argument("--poll-interval", metavar="SECONDS", type=_duration,
+                        help="longest wait before an idle file is checked again")
+    parser.add_argument("--no-watch", dest="watch", action="store_false", default=None,
+                        help="do not use file-system events as wake-up hints")
+    parser.add_argument("--format", choices=("raw", "json"), help="line format of the file and stdout sinks")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
+    """``--debug``, the logging flags and ``--no-plugins``."""
     parser.add_argument("--debug", action="store_true",
                         help="asyncio debug mode: report loop-blocking callbacks; show tracebacks")
+    _add_logging(parser)
+    parser.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
+
+
+def _add_logging(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
                         help="least severe messages to show on stderr (default: warning)")
-    parser.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
+    parser.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                        help="text (default) or json: one JSON object per log line on stderr")
 
 
 def _duration(text: str) -> float:
@@ -93,34 +124,32 @@ def _duration(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``logferry`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False)
-    _setup_logging(getattr(args, "log_level", None) or ("debug" if debug else "warning"))
+    log_format = getattr(args, "log_format", "text")
+    setup_logging(getattr(args, "log_level", None) or ("debug" if debug else "warning"), log_format)
     try:
         return int(args.func(args) or 0)
     except LogferryError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"logferry: error: {exc}", file=sys.stderr)
+        _report(f"error: {exc}", log_format, debug)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: still one line unless --debug
-        if debug:
-            traceback.print_exc()
-        print(f"logferry: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
+        _report(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", log_format, debug)
         return 1
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("logferry: %(levelname)s: %(message)s"))
-    root = logging.getLogger("logferry")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
-    logging.getLogger("asyncio").addHandler(handler)
+def _report(message: str, log_format: str, debug: bool) -> None:
+    """The one line a failed command ends with (in JSON with ``--log-format json``); with ``--debug``
+    the traceback of the exception being handled too."""
+    if log_format == "json":
+        log.error("%s", message, exc_info=debug)
+        return
+    if debug:
+        traceback.print_exc()
+    print(f"logferry: {message}", file=sys.stderr)
 
 
 def _host(args: argparse.Namespace) -> Any:
@@ -130,6 +159,11 @@ def _host(args: argparse.Namespace) -> Any:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The config file (if any), then every flag that was given on top of it."""
     settings = load_config(args.config) if args.config else Settings()
+    return settings.replace(**_flag_changes(args, settings))
+
+
+def _flag_changes(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The settings the flags in ``args`` change, on top of ``settings`` (from the file)."""
     changes: dict[str, Any] = {}
     if args.patterns:
         changes["paths"] = list(args.patterns)
@@ -142,23 +176,21 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if value is not None:
             changes[name] = value
     if args.state_dir:
-        from pathlib import Path
-
         changes["state_dir"] = Path(args.state_dir)
-    return settings.replace(**changes)
+    return changes
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    return asyncio.run(_run(settings, args), debug=args.debug)
+    return asyncio.run(_run(settings, _host(args)), debug=args.debug)  # plugins import before the loop runs
 
 
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
+async def _run(settings: Settings, host: PluginHost) -> int:
     from .engine import Engine
 
     loop = asyncio.get_running_loop()
     loop.slow_callback_duration = SLOW_CALLBACK
-    engine = Engine(settings, _host(args))
+    engine = Engine(settings, host)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, engine.stop)
     await engine.run()
@@ -198,3 +230,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.files < 1 or args.lines < 1:
         raise ConfigError("--files and --lines must be at least 1")
     return asyncio.run(run_demo(args.files, args.lines, args.sink, args.keep, _host(args)), debug=args.debug)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate a config file as a run would (every key, every sink through its plugin, some paths)
+    without starting anything; one ``FILE: ok (…)`` line, or a ConfigError naming the file."""
+    path = args.config
+    settings = load_config(path)
+    host = _host(args)
+    patterns = host.sources(settings)
+    if not patterns:
+        raise ConfigError(f"{path}: [sources] paths: expected at least one path or glob pattern, got none")
+    names = []
+    for n, spec in enumerate(effective_sinks(settings), 1):
+        try:
+            sink = host.make_sink(spec.url, spec.options, settings)  # checks the options; start() is never called
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: [[sinks]] #{n}: {exc}") from None
+        names.append(mask_url(sink.describe()))
+    print(f"{path}: ok ({_plural(len(patterns), 'path')}, {_plural(len(names), 'sink')}: {', '.join(names)})")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    """Print the effective configuration (defaults, the file, the flags) as TOML, secrets masked."""
+    settings = load_config(args.config) if args.config else Settings()
+    changes = _flag_changes(args, settings)
+    changes.pop("once", None)  # not a config key
+    sources = ([args.config] if args.config else []) + (["command-line flags"] if changes else [])
+    print(show_toml(settings.replace(**changes), sources), end="")
+    return 0
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    """Print the configuration reference (``docs/configuration.md``), generated from the schema."""
+    print(reference_markdown(), end="")
+    return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
