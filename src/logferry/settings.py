@@ -91,11 +91,65 @@ def _path(value: Any) -> Path:
     return Path(os.path.expanduser(value))
 
 
-def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _optional(parse: Callable[[Any], Any], unset: str) -> Callable[[Any], Any]:
     def parse_optional(value: Any) -> Any:
-        return None if value in (0, "0", "", "off", False) else parse(value)
+        return None if value in (0, "0", "", "off", unset, False) else parse(value)
 
     return parse_optional
+
+
+def format_duration(seconds: float) -> str | float:
+    """The most readable spelling :func:`parse_duration` reads back: ``"250ms"``, ``"5m"``, ``"7d"``.
+
+    A duration that is not a whole number of milliseconds stays a number of seconds.
+    """
+    millis = round(seconds * 1000, 6)
+    if millis != int(millis):
+        return seconds
+    millis = int(millis)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis and millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms" if millis else "0s"
+
+
+def format_size(size: int) -> str | int:
+    """The most readable spelling :func:`parse_size` reads back: ``"64KiB"``, ``"1MiB"``, or bytes."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return size
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """How one kind of value is read (from TOML or a flag), written back as TOML, and documented."""
+
+    name: str
+    """How the configuration reference names the type."""
+    parse: Callable[[Any], Any]
+    """TOML or flag value → setting; raises ValueError saying what was expected."""
+    dump: Callable[[Any], Any]
+    """Setting → the TOML value ``parse`` reads back (readable units for durations and sizes)."""
+
+
+def _choice_type(*allowed: str) -> ValueType:
+    names = [f'`"{a}"`' for a in allowed]
+    return ValueType(", ".join(names[:-1]) + " or " + names[-1], _choice(*allowed), str)
+
+
+def _optional_type(kind: ValueType, unset: str) -> ValueType:
+    """A value that may be left unset: ``0``, ``false`` or ``"off"`` (or ``unset``) mean none."""
+    return ValueType(f'{kind.name} or `"{unset}"`', _optional(kind.parse, unset),
+                     lambda value: unset if value is None else kind.dump(value))
+
+
+STR_LIST = ValueType("list of strings", _str_list, list)
+DURATION = ValueType("duration", parse_duration, format_duration)
+SIZE = ValueType("size", parse_size, format_size)
+COUNT = ValueType("number", parse_size, int)
+BOOL = ValueType("boolean", _bool, bool)
+PATH = ValueType("path", _path, str)
 
 
 @dataclass
@@ -141,45 +195,55 @@ class Option:
 
     section: str
     key: str
-    parse: Callable[[Any], Any]
+    type: ValueType
     help: str
     flag: str = ""
+    """The command-line flag(s) that set it (``PATTERN``: the positional arguments of ``run``)."""
+    default_doc: str = ""
+    """The default as the reference shows it, where it depends on the environment."""
 
     @property
     def attr(self) -> str:
+        """The :class:`Settings` attribute that holds the value."""
         return {"dir": "state_dir"}.get(self.key, self.key)
+
+    @property
+    def parse(self) -> Callable[[Any], Any]:
+        """Check a TOML or flag value and return the setting (raises ValueError)."""
+        return self.type.parse
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("sources", "paths", _str_list, "Paths or glob patterns (`**` allowed) of the files to follow.", "PATTERN"),
-    Option("sources", "exclude", _str_list, "Glob patterns of paths never to follow.", "--exclude"),
-    Option("sources", "start", _choice("head", "tail"),
+    Option("sources", "paths", STR_LIST, "Paths or glob patterns (`**` allowed) of the files to follow.", "PATTERN"),
+    Option("sources", "exclude", STR_LIST, "Glob patterns of paths never to follow.", "--exclude"),
+    Option("sources", "start", _choice_type("head", "tail"),
            "Where a file present at the first scan with no checkpoint starts.", "--from-head/--from-tail"),
-    Option("sources", "poll_interval", parse_duration,
+    Option("sources", "poll_interval", DURATION,
            "Longest time an idle file waits before it is checked again.", "--poll-interval"),
-    Option("sources", "scan_interval", parse_duration, "How often the patterns are expanded again."),
-    Option("sources", "rotate_wait", parse_duration,
+    Option("sources", "scan_interval", DURATION, "How often the patterns are expanded again."),
+    Option("sources", "rotate_wait", DURATION,
            "How long a rotated-away or deleted file must stay quiet before it is closed."),
-    Option("sources", "ignore_older", _optional(parse_duration),
-           "Do not start following files not modified for this long."),
-    Option("sources", "close_inactive", parse_duration,
+    Option("sources", "ignore_older", _optional_type(DURATION, "off"),
+           "Do not start following files not modified for this long (`\"off\"`: follow them all)."),
+    Option("sources", "close_inactive", DURATION,
            "Close a file that has not grown for this long; it is reopened when it grows."),
-    Option("sources", "max_open_files", _optional(parse_size),
-           "Most files held open at once (default: from the process's open-file limit)."),
-    Option("sources", "max_line_bytes", parse_size, "Longest line kept whole."),
-    Option("sources", "long_lines", _choice("split", "truncate", "skip"),
+    Option("sources", "max_open_files", _optional_type(COUNT, "auto"),
+           "Most files held open at once (`\"auto\"`: from the process's open-file limit)."),
+    Option("sources", "max_line_bytes", SIZE, "Longest line kept whole."),
+    Option("sources", "long_lines", _choice_type("split", "truncate", "skip"),
            "What happens to a longer line: split into pieces, truncate, or skip it."),
-    Option("sources", "watch", _bool, "Use file-system events as wake-up hints (polling works without).",
+    Option("sources", "watch", BOOL, "Use file-system events as wake-up hints (polling works without).",
            "--no-watch"),
-    Option("output", "format", _choice("raw", "json"),
+    Option("output", "format", _choice_type("raw", "json"),
            "Line format of the file and stdout sinks: raw bytes or JSON records.", "--format"),
-    Option("output", "max_inflight_bytes", parse_size,
+    Option("output", "max_inflight_bytes", SIZE,
            "Bytes read but not yet acknowledged by every sink; readers wait beyond it."),
-    Option("output", "shutdown_timeout", parse_duration,
+    Option("output", "shutdown_timeout", DURATION,
            "On SIGTERM/SIGINT, how long to wait for the sinks to take in-flight batches."),
-    Option("state", "dir", _path, "Where checkpoints live.", "--state-dir"),
-    Option("state", "commit_interval", parse_duration, "How often acknowledged offsets are saved."),
-    Option("state", "forget_after", parse_duration, "Forget checkpoints of files gone for this long."),
+    Option("state", "dir", PATH, "Where checkpoints live.", "--state-dir",
+           default_doc="`$XDG_STATE_HOME/logferry`, else `~/.local/state/logferry`"),
+    Option("state", "commit_interval", DURATION, "How often acknowledged offsets are saved."),
+    Option("state", "forget_after", DURATION, "Forget checkpoints of files gone for this long."),
 )
 
 SECTIONS = ("sources", "output", "state")

@@ -1,0 +1,311 @@
+"""Configuration as people read it: the effective settings as TOML (``logferry config show``), with
+secrets masked, and the configuration reference (``docs/configuration.md``), both generated from
+the schema :data:`logferry.settings.OPTIONS` so they cannot drift from what the loader accepts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from .settings import OPTIONS, SECTIONS, Option, Settings, SinkSpec
+
+MASK = "***"
+
+# -- the effective configuration ------------------------------------------------------------------
+
+
+def effective_sinks(settings: Settings) -> list[SinkSpec]:
+    """The sinks a run of ``settings`` ships to: stdout when none is configured (as the engine does)."""
+    return settings.sinks or [SinkSpec("-")]
+
+
+def config_dict(settings: Settings, *, mask: bool = True) -> dict[str, Any]:
+    """Every key of the schema with its value in ``settings``, as a TOML document (a dict).
+
+    Durations and sizes are in readable units; ``[[sinks]]`` are the sinks the run would use. With
+    ``mask``, URL passwords and sink options that look like secrets are replaced by ``"***"``.
+    """
+    data: dict[str, Any] = {section: {} for section in SECTIONS}
+    for option in OPTIONS:
+        data[option.section][option.key] = option.type.dump(getattr(settings, option.attr))
+    data["sinks"] = [
+        {"url": mask_url(spec.url) if mask else spec.url, **(mask_options(spec.options) if mask else spec.options)}
+        for spec in effective_sinks(settings)
+    ]
+    return data
+
+
+def show_toml(settings: Settings, sources: Iterable[str] = ()) -> str:
+    """``logferry config show``: the effective configuration as TOML, secrets masked."""
+    origin = ", then ".join(["defaults", *sources])
+    header = (f"# logferry's effective configuration: {origin}.\n"
+              f"# Secrets are shown as \"{MASK}\". Check a file with: logferry config check -c FILE\n")
+    return header + "\n" + dumps_toml(config_dict(settings))
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "credential", "apikey", "api_key",
+                 "api-key", "private_key", "cookie")
+_SECRET_PARTS = {"key", "auth", "pass", "pwd"}
+_REFERENCE_SUFFIXES = ("_env", "_file", "_path")
+"""``token_env``, ``tls_key_file``: where a secret is found, not the secret; shown as they are."""
+_SECRET_TABLES = {"headers", "header", "query"}
+"""Tables whose every value is masked: HTTP headers and pass-through query parameters carry keys."""
+_SECRET_QUERY_PREFIXES = tuple(f"{name}." for name in _SECRET_TABLES)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an option or parameter named ``name`` probably holds a secret (password, token, key…)."""
+    lowered = name.lower()
+    if lowered.endswith(_REFERENCE_SUFFIXES):
+        return False
+    parts = set(re.split(r"[^a-z0-9]+", lowered))
+    return any(word in lowered for word in _SECRET_WORDS) or bool(parts & _SECRET_PARTS)
+
+
+def mask_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A sink table's options with the values of secret-looking keys (and of header tables) masked."""
+    return {key: _masked(value) if is_secret_name(key) or key in _SECRET_TABLES else _mask_nested(value)
+            for key, value in options.items()}
+
+
+def _mask_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        return mask_options(value)
+    if isinstance(value, list):
+        return [_mask_nested(item) for item in value]
+    return value
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every leaf replaced by the mask, its shape kept (a table stays a table)."""
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return MASK
+
+
+def mask_url(url: str) -> str:
+    """``url`` safe to print: the userinfo password (or a lone user name, often a token) and
+    secret-looking query values replaced by ``***``; everything else kept as written."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hosts = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hosts}" if colon else f"{MASK}@{hosts}"
+    query = "&".join(_mask_param(param) for param in parts.query.split("&")) if parts.query else ""
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _mask_param(param: str) -> str:
+    name, eq, _value = param.partition("=")
+    decoded = unquote(name)
+    if eq and (is_secret_name(decoded) or decoded.lower().startswith(_SECRET_QUERY_PREFIXES)):
+        return f"{name}={MASK}"
+    return param
+
+
+# -- a small TOML writer (tomllib only reads) -------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def dumps_toml(data: dict[str, Any]) -> str:
+    """``data`` as TOML: top-level scalars, then one ``[table]`` per dict, one ``[[name]]`` per
+    element of a list of dicts; deeper tables are written inline."""
+    lines = [f"{_key(k)} = {_value(v)}" for k, v in data.items() if not _is_table(v) and not _is_table_array(v)]
+    for name, value in data.items():
+        if _is_table(value):
+            lines += ["", f"[{_key(name)}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
+        elif _is_table_array(value):
+            for table in value:
+                lines += ["", f"[[{_key(name)}]]", *(f"{_key(k)} = {_value(v)}" for k, v in table.items())]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _string(key)
+
+
+def _string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str | Path):
+        return _string(str(value))
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+# -- the reference ----------------------------------------------------------------------------
+
+_SECTION_INTRO = {
+    "sources": "Which files are followed, and how they are read.",
+    "output": "How lines are shaped and how much may be in flight.",
+    "state": "Where and how often checkpoints are saved.",
+}
+
+_EXAMPLE = Settings(
+    paths=["/var/log/app/*.log", "/var/log/nginx/**/*.log"],
+    exclude=["*.gz"],
+    state_dir=Path("/var/lib/logferry"),
+    sinks=[SinkSpec("file:/var/log/logferry/merged.log", {"fsync": True}),
+           SinkSpec("redis://127.0.0.1:6379/0", {"stream": "logs"})],
+)
+"""The full example of the reference: the defaults, some paths, two sinks."""
+
+_SMALL_EXAMPLE: dict[str, Any] = {
+    "sources": {"paths": ["/var/log/app/*.log"], "exclude": ["*.gz"], "poll_interval": "500ms"},
+    "output": {"format": "json"},
+    "sinks": [{"url": "file:/var/log/logferry/merged.log"}],
+    "state": {"dir": "/var/lib/logferry"},
+}
+"""The small example of the reference (the tests load both examples)."""
+
+EXAMPLES = (_SMALL_EXAMPLE, config_dict(_EXAMPLE))
+
+
+def reference_markdown() -> str:
+    """The configuration reference, ``docs/configuration.md``, generated from :data:`OPTIONS`.
+
+    ``logferry config reference > docs/configuration.md`` writes it; a test fails when the file
+    and this function differ.
+    """
+    parts = [_REFERENCE_HEAD]
+    for section in SECTIONS:
+        parts.append(f"## `[{section}]`\n\n{_SECTION_INTRO[section]}\n\n"
+                     "| key | type | default | flag | meaning |\n|---|---|---|---|---|\n")
+        parts.append("".join(_reference_row(option) for option in OPTIONS if option.section == section))
+        parts.append("\n")
+    parts.append(_REFERENCE_SINKS)
+    parts.append(f"## Examples\n\nA small file: the rest is defaults.\n\n```toml\n{dumps_toml(_SMALL_EXAMPLE)}```\n\n"
+                 "Every key, as `logferry config show` prints it for a file with some paths and two sinks:\n\n"
+                 f"```toml\n{dumps_toml(config_dict(_EXAMPLE))}```\n\n")
+    parts.append(_REFERENCE_TAIL)
+    return "".join(parts)
+
+
+def _reference_row(option: Option) -> str:
+    default = option.default_doc or f"`{_value(option.type.dump(getattr(Settings(), option.attr)))}`"
+    return f"| `{option.key}` | {option.type.name} | {default} | {_flag_doc(option.flag)} | {option.help} |\n"
+
+
+def _flag_doc(flag: str) -> str:
+    if not flag:
+        return ""
+    if flag == "PATTERN":
+        return "`run PATTERN…` (replaces the file's)"
+    note = " (adds to the file's)" if flag == "--exclude" else ""
+    return " / ".join(f"`{name}`" for name in flag.split("/")) + note
+
+
+_REFERENCE_HEAD = """\
+# Configuration reference
+
+<!-- Generated from logferry.settings.OPTIONS: do not edit by hand, run
+     `logferry config reference > docs/configuration.md`. A test fails when they differ. -->
+
+logferry reads its settings from a TOML file given with `-c FILE` (`logferry run -c FILE`).
+Every key has a default, so a file holds only what differs; command-line flags override the file.
+An unknown section or key, or a bad value, is an error naming the file and the key (exit code 2).
+
+```sh
+logferry config check -c /etc/logferry/config.toml    # validate every key and sink, without running
+logferry config show -c /etc/logferry/config.toml     # the effective settings (defaults + file + flags)
+```
+
+`logferry config check` validates every key, asks the plugin that owns each sink's scheme to check
+the sink's options (without connecting), and checks that at least one path is given; it prints
+`FILE: ok (N paths, M sinks: …)` or one error line. `logferry config show` accepts the flags of
+`logferry run` too and prints every key as the run would use it, as TOML that `config check`
+accepts; sink URL passwords and sink options that look like secrets (`password`, `token`,
+`secret`, `key`, `authorization`, HTTP `headers`) are shown as `"***"`.
+
+## Values
+
+* **duration**: seconds as a number (`5`, `0.25`) or a string with a unit: `"250ms"`, `"5s"`,
+  `"10m"`, `"2h"`, `"7d"`.
+* **size**: bytes as a number (`1048576`) or a string with a unit: `"64KiB"`, `"1MiB"`, `"1GiB"`
+  (binary, also `k`, `m`, `g`), `"1MB"` (decimal: 10⁶ bytes).
+* A value that can be switched off (`ignore_older`, `max_open_files`) also takes `0`, `false` or
+  the word its default shows (`"off"`, `"auto"`).
+* **path**: `~` is expanded.
+
+"""
+
+_REFERENCE_SINKS = """\
+## `[[sinks]]`
+
+Where lines go. Each `[[sinks]]` table is one sink: every line goes to every sink. A table has a
+`url` and the options of the plugin that owns the URL's scheme; the plugin checks them (an
+unknown option is an error). The `--sink URL` flag (repeatable) replaces the file's sinks. With no
+sink at all, lines go to stdout.
+
+| URL | sink | options |
+|---|---|---|
+| `-` | stdout | `format` (`"raw"` or `"json"`, default: `[output] format`) |
+| `file:PATH` or `PATH` | append to a file, parents created, from a writer thread | `format`; `fsync` (boolean, default `false`: `true` syncs every batch, to survive a machine crash) |
+| `null:` | discard (for benchmarks) | `format` (ignored) |
+| `http://…`, `https://…` | the `logferry-http` plugin | see [its README](../plugins/logferry-http/README.md) |
+| `redis://…`, `rediss://…`, `redis+cluster://…` | the `logferry-redis` plugin | see [its README](../plugins/logferry-redis/README.md) |
+
+Plugin options may also be given as URL query parameters (`redis://127.0.0.1:6379/0?stream=logs`).
+`logferry plugins` lists the installed plugins and the schemes they serve.
+
+"""
+
+_REFERENCE_TAIL = """\
+## Not in the file
+
+These are flags only: `run --once` (catch up and exit), `--debug` (asyncio debug mode and
+tracebacks), `--log-level debug|info|warning|error` (default `warning`), `--log-format text|json`
+(`json`: one JSON object per log line on stderr, with `ts`, `level`, `logger`, `message` and
+`exception`), `--no-plugins`; and the environment variables `LOGFERRY_DISABLE_PLUGINS` and
+`LOGFERRY_LOAD_PLUGINS` (see [Plugins](../README.md#plugins) in the README). Running logferry as a
+service: [running.md](running.md).
+"""

@@ -1,0 +1,328 @@
+"""``logferry config check`` / ``config show`` and ``--log-format``, through the real command."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from logferry.cli import build_parser
+from logferry.configview import dumps_toml, is_secret_name, mask_options, mask_url
+from logferry.logfmt import JsonFormatter, setup_logging
+from logferry.settings import OPTIONS, SECTIONS, format_duration, format_size, load_config, parse_duration, parse_size
+
+
+def write(tmp_path: Path, text: str, name: str = "logferry.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- config check ------------------------------------------------------------------------------
+
+
+def test_check_accepts_a_good_file_in_one_line_without_starting_its_sinks(tmp_path: Path) -> None:
+    out = tmp_path / "not" / "yet" / "merged.log"
+    config = write(tmp_path, f"""
+[sources]
+paths = ["/var/log/app/*.log", "/var/log/db/*.log"]
+poll_interval = "2s"
+[[sinks]]
+url = "file:{out}"
+fsync = true
+[[sinks]]
+url = "null:"
+""")
+    result = cli("config", "check", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{config}: ok (2 paths, 2 sinks: file:{out}, null:)\n"
+    assert not out.parent.exists()  # validated by its plugin, never started
+
+
+def test_check_without_sinks_reports_stdout_as_the_run_would(tmp_path: Path) -> None:
+    config = write(tmp_path, '[sources]\npaths = ["/a/*.log"]\n')
+    result = cli("config", "check", "-c", str(config))
+    assert result.returncode == 0 and result.stdout == f"{config}: ok (1 path, 1 sink: stdout)\n"
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[sources]\npaths = ["/a"]\npoll_interval = "soon"\n', "[sources] poll_interval: expected a duration"),
+    ('[sources]\npathz = ["/a"]\n', "unknown key 'pathz' in [sources]"),
+    ('[sources]\npaths = []\n', "[sources] paths: expected at least one path or glob pattern"),
+    ('[output]\nformat = "json"\n', "[sources] paths: expected at least one path"),
+    ('[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "file:/tmp/x"\nfsynk = true\n',
+     "[[sinks]] #1: sink 'file:/tmp/x': unknown option 'fsynk' (known: format, fsync)"),
+    ('[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "null:"\n[[sinks]]\nurl = "file:/tmp/x"\nfsync = "yes"\n',
+     "[[sinks]] #2: sink 'file:/tmp/x': fsync must be true or false"),
+    ('[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "nosuch://x"\n', "[[sinks]] #1: unknown sink scheme 'nosuch'"),
+    ("[sources\n", "not valid TOML"),
+])
+def test_check_names_the_file_the_key_and_what_was_expected(tmp_path: Path, text: str, message: str) -> None:
+    config = write(tmp_path, text)
+    result = cli("config", "check", "-c", str(config))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"logferry: error: {config}: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_check_of_a_missing_file_and_without_c_is_exit_code_2(tmp_path: Path) -> None:
+    result = cli("config", "check", "-c", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2 and "config file not found" in result.stderr
+    assert cli("config", "check").returncode == 2
+
+
+def test_check_validates_plugin_sinks_through_their_plugin(tmp_path: Path) -> None:
+    pytest.importorskip("logferry_redis")
+    config = write(tmp_path, '[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "redis://127.0.0.1:1/0"\nstreem = "x"\n')
+    result = cli("config", "check", "-c", str(config))
+    assert result.returncode == 2 and "[[sinks]] #1" in result.stderr and "'streem'" in result.stderr
+
+
+# -- config show -------------------------------------------------------------------------------
+
+
+def test_show_prints_every_key_of_the_schema_in_readable_units(tmp_path: Path) -> None:
+    result = cli("config", "show")
+    assert result.returncode == 0, result.stderr
+    shown = tomllib.loads(result.stdout)
+    assert set(shown) == {*SECTIONS, "sinks"}
+    for option in OPTIONS:
+        assert option.key in shown[option.section], option.key
+    assert shown["sources"]["poll_interval"] == "250ms" and shown["output"]["max_inflight_bytes"] == "32MiB"
+    assert shown["state"]["forget_after"] == "7d" and shown["sinks"] == [{"url": "-"}]
+
+
+def test_show_applies_flags_over_the_file(tmp_path: Path) -> None:
+    config = write(tmp_path, '[sources]\npaths = ["/a/*.log"]\npoll_interval = "2s"\nexclude = ["*.gz"]\n'
+                             '[[sinks]]\nurl = "file:/tmp/merged.log"\n')
+    result = cli("config", "show", "-c", str(config), "--poll-interval", "1", "--exclude", "*.old",
+                 "--from-tail", "--state-dir", str(tmp_path / "state"), "--once")
+    shown = tomllib.loads(result.stdout)
+    assert shown["sources"]["poll_interval"] == "1s" and shown["sources"]["start"] == "tail"
+    assert shown["sources"]["paths"] == ["/a/*.log"] and shown["sources"]["exclude"] == ["*.gz", "*.old"]
+    assert shown["state"]["dir"] == str(tmp_path / "state")
+    assert shown["sinks"] == [{"url": "file:/tmp/merged.log"}]
+    shown = tomllib.loads(cli("config", "show", "-c", str(config), "/b/*.log", "--sink", "null:").stdout)
+    assert shown["sources"]["paths"] == ["/b/*.log"] and shown["sinks"] == [{"url": "null:"}]
+
+
+def test_show_masks_secrets(tmp_path: Path) -> None:
+    config = write(tmp_path, """
+[[sinks]]
+url = "redis://app:hunter2@127.0.0.1:6379/0?stream=logs"
+password = "hunter3"
+password_env = "REDIS_PASSWORD"
+[[sinks]]
+url = "https://tok123@es.example/_bulk?format=es-bulk&header.Authorization=Bearer%20s3cret&api_key=k3y"
+headers = { Authorization = "Bearer s3cret2", "X-Request-Source" = "logferry" }
+token = "t0ken"
+tls_key_file = "/etc/ssl/private/client.key"
+timeout = "5s"
+""")
+    result = cli("config", "show", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    for secret in ("hunter2", "hunter3", "tok123", "s3cret", "k3y", "t0ken"):
+        assert secret not in result.stdout
+    redis, http = tomllib.loads(result.stdout)["sinks"]
+    assert redis == {"url": "redis://app:***@127.0.0.1:6379/0?stream=logs", "password": "***",
+                     "password_env": "REDIS_PASSWORD"}
+    assert http["url"] == "https://***@es.example/_bulk?format=es-bulk&header.Authorization=***&api_key=***"
+    assert http["headers"] == {"Authorization": "***", "X-Request-Source": "***"}
+    assert http["token"] == "***" and http["timeout"] == "5s"
+    assert http["tls_key_file"] == "/etc/ssl/private/client.key"  # where the key is, not the key
+
+
+def test_what_show_prints_check_accepts_with_the_same_settings(tmp_path: Path) -> None:
+    config = write(tmp_path, f"""
+[sources]
+paths = ["/var/log/app/*.log", "/var/log/weird \\"quoted\\" dir/*.log"]
+exclude = ["*.gz"]
+start = "tail"
+poll_interval = 0.1
+ignore_older = "36h"
+max_open_files = 512
+max_line_bytes = 100000
+long_lines = "truncate"
+watch = false
+[output]
+format = "json"
+max_inflight_bytes = "1MB"
+[state]
+dir = "{tmp_path / 'state'}"
+[[sinks]]
+url = "file:{tmp_path / 'out.log'}"
+fsync = true
+[[sinks]]
+url = "null:"
+""")
+    shown = write(tmp_path, cli("config", "show", "-c", str(config)).stdout, "shown.toml")
+    result = cli("config", "check", "-c", str(shown))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{shown}: ok (2 paths, 2 sinks: file:")
+    assert load_config(shown) == load_config(config)
+
+
+def test_show_of_plugin_sinks_with_masked_secrets_passes_check(tmp_path: Path) -> None:
+    pytest.importorskip("logferry_redis")
+    pytest.importorskip("logferry_http")
+    config = write(tmp_path, """
+[sources]
+paths = ["/a/*.log"]
+[[sinks]]
+url = "redis://app:hunter2@127.0.0.1:6379/0"
+stream = "logs"
+[[sinks]]
+url = "https://es.example/_bulk?format=es-bulk"
+headers = { Authorization = "Bearer s3cret" }
+""")
+    shown = write(tmp_path, cli("config", "show", "-c", str(config)).stdout, "shown.toml")
+    assert "hunter2" not in shown.read_text() and "s3cret" not in shown.read_text()
+    result = cli("config", "check", "-c", str(shown))
+    assert result.returncode == 0, result.stderr
+    assert "redis://app:***@127.0.0.1:6379/0" in result.stdout and "hunter2" not in result.stdout
+
+
+def test_a_bad_file_is_a_clear_error_for_show_too(tmp_path: Path) -> None:
+    result = cli("config", "show", "-c", str(write(tmp_path, "[sources]\nstart = 'middle'\n")))
+    assert result.returncode == 2 and "[sources] start: expected one of 'head', 'tail'" in result.stderr
+
+
+# -- values written back -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds,text", [
+    (0.25, "250ms"), (1.0, "1s"), (90.0, "90s"), (300.0, "5m"), (7200.0, "2h"), (604800.0, "7d"), (0.0, "0s"),
+    (1.5, "1500ms"), (0.0005, 0.0005),
+])
+def test_durations_are_written_in_the_largest_exact_unit(seconds: float, text: str | float) -> None:
+    assert format_duration(seconds) == text and parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("size,text", [(1 << 20, "1MiB"), (32 << 20, "32MiB"), (65536, "64KiB"), (1000, 1000),
+                                       (3 << 30, "3GiB"), (1 << 20 | 1, (1 << 20) + 1)])
+def test_sizes_are_written_in_the_largest_exact_binary_unit(size: int, text: str | int) -> None:
+    assert format_size(size) == text and parse_size(text) == size
+
+
+def test_the_toml_writer_round_trips_awkward_values() -> None:
+    data = {"a": {"s": 'quote " backslash \\ tab \t nl \n del \x7f é 🙂', "n": -3, "f": 0.1, "inf": float("inf"),
+                  "b": False, "l": [1, "x", [True]], "t": {"k y": {"z": 1}}, "e": {}, "el": []},
+            "sinks": [{"url": "-"}, {"url": "null:", "opts": [{"a": 1}]}]}
+    assert tomllib.loads(dumps_toml(data)) == data
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("password", True), ("redis_password", True), ("token", True), ("accessToken", True), ("api_key", True),
+    ("X-Api-Key", True), ("Authorization", True), ("client_secret", True), ("key", True),
+    ("password_env", False), ("token_env", False), ("tls_key_file", False), ("stream", False),
+    ("maxlen", False), ("index", False), ("format", False), ("headers_env", False),
+])
+def test_secret_names(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+def test_masking_keeps_what_is_not_secret() -> None:
+    assert mask_url("file:/var/log/x.log") == "file:/var/log/x.log"
+    assert mask_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert mask_url("http://h/p?format=loki&labels=a:b&token=x") == "http://h/p?format=loki&labels=a:b&token=***"
+    assert mask_options({"query": {"apikey": "x"}, "labels": {"job": "a"}, "nested": {"secret": ["a", "b"]}}) == \
+        {"query": {"apikey": "***"}, "labels": {"job": "a"}, "nested": {"secret": ["***", "***"]}}
+
+
+# -- the flags of the schema -------------------------------------------------------------------
+
+
+def _subcommand(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("command", [("run",), ("config", "show")])
+def test_every_flag_the_schema_names_exists(command: tuple[str, ...]) -> None:
+    parser = _subcommand(build_parser(), *command)
+    options = {s for a in parser._actions for s in a.option_strings}
+    positionals = {a.metavar for a in parser._actions if not a.option_strings}
+    flagged = [o for o in OPTIONS if o.flag]
+    assert flagged
+    for option in flagged:
+        for flag in option.flag.split("/"):
+            assert flag in (options if flag.startswith("-") else positionals), (option.key, flag)
+
+
+# -- --log-format ------------------------------------------------------------------------------
+
+
+def test_log_format_json_prints_one_object_per_log_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"short\n" + b"x" * 100 + b"\n")
+    config = write(tmp_path, "[sources]\nmax_line_bytes = 16\n")
+    result = cli("run", str(log), "-c", str(config), "--once", "--sink", "null:", "--state-dir",
+                 str(tmp_path / "state"), "--log-level", "info", "--log-format", "json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert records and all({"ts", "level", "logger", "message"} <= set(r) for r in records)
+    assert all(r["logger"].startswith("logferry") and r["ts"].endswith("Z") for r in records)
+    assert any(r["level"] == "info" for r in records)
+    assert any(r["level"] == "warning" and "over the maximum line size" in r["message"] for r in records)
+
+
+def test_log_format_json_errors_are_json_too_with_the_traceback_under_debug(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.toml")
+    result = cli("run", "-c", missing, "--log-format", "json")
+    assert result.returncode == 2
+    (record,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert record["level"] == "error" and "config file not found" in record["message"]
+    assert "exception" not in record
+    result = cli("config", "check", "-c", missing, "--log-format", "json", "--debug")
+    (record,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert result.returncode == 2 and "Traceback" in record["exception"] and "ConfigError" in record["exception"]
+
+
+def test_log_format_text_stays_as_it_was(tmp_path: Path) -> None:
+    result = cli("run", "-c", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert result.stderr == f"logferry: error: {tmp_path / 'nope.toml'}: config file not found\n"
+    assert cli("verify", "--log-format", "yaml", "a", "b").returncode == 2
+
+
+def test_every_command_takes_log_format() -> None:
+    parser = build_parser()
+    for command in (("run",), ("plugins",), ("verify",), ("demo",), ("config", "check"), ("config", "show"),
+                    ("config", "reference")):
+        flags = {s for a in _subcommand(parser, *command)._actions for s in a.option_strings}
+        assert "--log-format" in flags, command
+
+
+@pytest.fixture
+def restore_logging():
+    """setup_logging changes the process's ``logferry`` and ``asyncio`` loggers: put them back."""
+    saved = [(log, log.handlers[:], log.level, log.propagate)
+             for log in (logging.getLogger("logferry"), logging.getLogger("asyncio"))]
+    yield
+    for log, handlers, level, propagate in saved:
+        log.handlers[:], log.level, log.propagate = handlers, level, propagate
+
+
+def test_the_json_formatter_carries_the_exception_text(restore_logging: None) -> None:
+    stream = io.StringIO()
+    setup_logging("info", "json", stream)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("logferry.test").exception("it failed: %s", "badly")
+    setup_logging("info", "json", stream)  # again: still one handler, no doubled lines
+    logging.getLogger("logferry.test").info("é")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "it failed: badly" and first["level"] == "error"
+    assert first["logger"] == "logferry.test" and "ValueError: boom" in first["exception"]
+    assert second["message"] == "é" and "exception" not in second
+    assert len([h for h in logging.getLogger("asyncio").handlers if h.get_name() == "logferry-cli"]) == 1
+    assert isinstance(logging.getLogger("logferry").handlers[0].formatter, JsonFormatter)
