@@ -182,7 +182,11 @@ def _flag_changes(args: argparse.Namespace, settings: Settings) -> dict[str, Any
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    return asyncio.run(_run(settings, _host(args)), debug=args.debug)  # plugins import before the loop runs
+    host = _host(args)  # plugins import before the loop runs
+    for info in host.listing():
+        if info.status == "failed":
+            log.warning("plugin %s failed to load (%s); see logferry plugins", info.name, info.error)
+    return asyncio.run(_run(settings, host), debug=args.debug)
 
 
 async def _run(settings: Settings, host: PluginHost) -> int:

@@ -235,7 +235,10 @@ class PluginHost:
         owner = owners.get(scheme)
         if owner is None:
             failed = [i.name for i in self.infos if i.status == "failed"]
+            blocked = [i.name for i in self.infos if i.status == "blocked"]
             hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
+            hint += f"; blocked plugins (LOGFERRY_DISABLE_PLUGINS, LOGFERRY_LOAD_PLUGINS, --no-plugins): " \
+                    f"{', '.join(blocked)}" if blocked else ""
             raise ConfigError(
                 f"unknown sink scheme {scheme!r} in {url!r}; installed schemes: "
                 f"{', '.join(sorted(owners)) or 'none'}{hint}"
