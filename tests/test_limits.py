@@ -202,3 +202,44 @@ def test_once_gives_up_on_a_sink_that_keeps_failing(settings, tmp_path: Path, mo
     (tmp_path / "in" / "a.log").write_bytes(b"x\n")
     with pytest.raises(LogferryError, match="sink flaky: failed: ConnectionError: the destination is down"):
         run_engine(s, sinks=[FlakySink(failures=100)])
+
+
+def test_once_ships_every_file_when_there_are_more_files_than_descriptors(tmp_path: Path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    for n in range(600):
+        (tmp_path / "in" / f"f{n}.log").write_bytes(lines(f"f{n}", 3))
+
+    def low_limit() -> None:  # in the child: 128 descriptors for 600 files
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "logferry", "run", str(tmp_path / "in" / "*.log"), "--once",
+         "--sink", f"file:{tmp_path / 'out.log'}", "--state-dir", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=120, preexec_fn=low_limit)
+    assert result.returncode == 0, result.stderr
+    inputs = sorted(str(p) for p in (tmp_path / "in").iterdir())
+    assert cli("verify", str(tmp_path / "out.log"), *inputs).returncode == 0
+
+
+def test_with_many_files_and_a_stalled_sink_only_the_budget_is_read(settings, tmp_path: Path) -> None:
+    s = settings(max_inflight_bytes=64 << 10, shutdown_timeout=0.5)
+    for i in range(200):
+        (tmp_path / "in" / f"{i:03}.log").write_bytes(lines(f"f{i}", 1_000))  # about 10 KB each
+    sink = StalledSink()
+
+    async def until(engine) -> tuple[int, int]:
+        await wait_for(lambda: engine.stats()["files"] == 200)
+        await asyncio.sleep(0.5)
+        tailers = list(engine._tailers)
+        held = engine.pipeline.inflight_bytes + sum(t.reserved for t in tailers)
+        return held, sum(1 for t in tailers if t.pos > 0)
+
+    _, (held, read) = run_engine(s, until, sinks=[sink])
+    # Readers reserve budget before they read: data in memory stays within it (one read over at
+    # most), and files beyond it are not read at all until the sink takes something.
+    assert held <= (64 << 10) + (1 << 20) + 64
+    assert read <= 10

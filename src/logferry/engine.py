@@ -20,7 +20,7 @@ import os
 import resource
 import sys
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -69,9 +69,9 @@ class Engine:
         self.stopping = False
         self.started_at = 0.0
         self.store = CheckpointStore(settings.state_dir)
-        self.poller = Poller(settings.poll_interval, self.blocking)
         self.pipeline = Pipeline(self.sinks, settings.max_inflight_bytes, self._acknowledged,
                                  ONCE_RETRY_LIMIT if settings.once else None)
+        self.poller = Poller(settings.poll_interval, self.blocking, self.pipeline)
         self.discovery = Discovery(self, self.patterns)
         self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="logferry-read")
         self._dirty: dict[int, FileRecord] = {}
@@ -79,6 +79,8 @@ class Engine:
         self._commit_soon = asyncio.Event()
         self._tailers: dict[Tailer, asyncio.Task[None]] = {}
         self._open_files: OrderedDict[Tailer, None] = OrderedDict()
+        self._opening = 0  # descriptors being opened
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self.max_open_files = settings.max_open_files or 0  # 0: from the process's limit, at run()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -181,13 +183,29 @@ class Engine:
 
     # Open descriptors, least recently active first: beyond the budget, idle files give theirs back.
 
+    async def open_slot(self) -> None:
+        """Wait until one more descriptor fits in the budget; idle files give theirs back first."""
+        while len(self._open_files) + self._opening >= self.max_open_files:
+            self.enforce_open_file_budget(room=1)
+            if len(self._open_files) + self._opening < self.max_open_files:
+                break
+            waiter = asyncio.get_running_loop().create_future()
+            self._slot_waiters.append(waiter)
+            await waiter
+        self._opening += 1
+
+    def open_done(self) -> None:
+        self._opening -= 1
+        self._wake_slot_waiter()
+
     def file_opened(self, tailer: Tailer) -> None:
         self._open_files[tailer] = None
         self.enforce_open_file_budget()
 
-    def enforce_open_file_budget(self) -> None:
+    def enforce_open_file_budget(self, room: int = 0) -> None:
         """Over the budget, idle files close (least recently active first) until it holds."""
-        over = len(self._open_files) - self.max_open_files
+        waiting = sum(not w.done() for w in self._slot_waiters)
+        over = len(self._open_files) + self._opening + max(room, waiting) - self.max_open_files
         if over <= 0:
             return
         for other in list(self._open_files):
@@ -205,6 +223,14 @@ class Engine:
 
     def file_closed(self, tailer: Tailer) -> None:
         self._open_files.pop(tailer, None)
+        self._wake_slot_waiter()
+
+    def _wake_slot_waiter(self) -> None:
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def record_changed(self, record: FileRecord) -> None:
         """An offset moved (acknowledged) or a state changed: save it at the next commit."""

@@ -3,8 +3,10 @@
 Each sink has a FIFO queue and one consumer task, so it receives every file's batches in file
 order and never two sends at once. A batch is acknowledged when every sink has returned from
 ``send``; because each sink acknowledges in queue order, a file's batches complete in order and the
-record's offset only ever moves forward over acknowledged bytes. ``submit`` waits while the bytes in
-flight exceed the budget: a slow or stalled sink stops the readers (the files are the buffer).
+record's offset only ever moves forward over acknowledged bytes. The budget counts the bytes in
+flight and the bytes readers have reserved for a read: a reader reserves before it reads and waits
+while the budget is used up, so a slow or stalled sink stops the readers (the files are the buffer)
+and memory stays bounded however many files there are.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Pipeline:
         self._on_acked = on_acked
         self._queues: list[asyncio.Queue[_Entry | None]] = [asyncio.Queue() for _ in sinks]
         self._inflight_bytes = 0
+        self._reserved = 0  # by readers, for the reads they are doing
         self._outstanding = 0
         self._space_waiters: deque[asyncio.Future[None]] = deque()
         self._idle: asyncio.Event = asyncio.Event()
@@ -107,22 +110,60 @@ class Pipeline:
             for e in group:
                 self._ack(e)
 
-    async def submit(self, record: FileRecord, batch: Batch, guard: bytes, lease: Lease | None = None) -> None:
-        """Queue ``batch`` for every sink; waits while the in-flight budget is used up.
+    def room(self) -> int:
+        """Bytes that may be reserved now without waiting."""
+        return max(0, self.max_inflight - self._inflight_bytes - self._reserved)
+
+    async def reserve(self, size: int) -> None:
+        """Reserve ``size`` bytes of the budget for a read; waits while it is used up."""
+        await self._wait_for(size)
+        self._reserved += size
+        if self.room():
+            self._wake_space_waiter()  # room for the next one too
+
+    def reserve_now(self, size: int) -> None:
+        self._reserved += size
+
+    def unreserve(self, size: int) -> None:
+        """Give back what a read did not use."""
+        if size:
+            self._reserved -= size
+            self._wake_space_waiter()
+
+    async def submit(self, record: FileRecord, batch: Batch, guard: bytes, lease: Lease | None = None,
+                     reserved: int = 0) -> int:
+        """Queue ``batch`` for every sink. Its bytes come out of the caller's reservation (up to
+        ``reserved``, returned: what was used of it); beyond it, waits while the budget is used up.
 
         ``lease``: the read buffer ``batch.data`` views, released once every sink has acknowledged.
         """
         size = len(batch.data)
-        while self._inflight_bytes and self._inflight_bytes + size > self.max_inflight:
-            waiter = asyncio.get_running_loop().create_future()
-            self._space_waiters.append(waiter)
-            await waiter
+        used = min(size, reserved)
+        self._reserved -= used
+        if size > used:
+            await self._wait_for(size - used)
         self._inflight_bytes += size
+        if size > used and self.room():
+            self._wake_space_waiter()
         self._outstanding += 1
         self._idle.clear()
         entry = _Entry(record, batch, guard, len(self._queues), lease)
         for queue in self._queues:
             queue.put_nowait(entry)
+        return used
+
+    async def _wait_for(self, size: int) -> None:
+        while (self._inflight_bytes or self._reserved) and self._inflight_bytes + self._reserved + size > self.max_inflight:
+            waiter = asyncio.get_running_loop().create_future()
+            self._space_waiters.append(waiter)
+            await waiter
+
+    def _wake_space_waiter(self) -> None:
+        while self._space_waiters:
+            waiter = self._space_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def drain(self) -> None:
         """Return once every submitted batch has been acknowledged by every sink."""
@@ -151,11 +192,7 @@ class Pipeline:
         self._inflight_bytes -= len(entry.batch.data)
         self._outstanding -= 1
         self._on_acked(record, len(entry.batch.data))
-        while self._space_waiters:
-            waiter = self._space_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
+        self._wake_space_waiter()
         if self._outstanding == 0:
             self._idle.set()
             for waiter in self._space_waiters:

@@ -26,12 +26,21 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .hints import REST, GrowthHints
+from .identity import GUARD
 from .reader import Step, read_step
 
 FLOOR = 0.002  # a file being written is checked this often: latency stays within a few ms
 BACKOFF = 0.25  # the next check comes after this share of the time the file has been quiet
 BEING_CHECKED = -1
 ALIGN = 0.05  # longer delays end on a multiple of this: idle files share sweeps, and thread hops
+
+
+class Budget(Protocol):
+    def room(self) -> int: ...
+
+    def reserve_now(self, size: int) -> None: ...
+
+    def unreserve(self, size: int) -> None: ...
 
 
 class Pollable(Protocol):
@@ -47,16 +56,18 @@ class Pollable(Protocol):
         """Arguments for :func:`read_step` when the poller may read for it, else None."""
 
     def polled(self, step: Step | None) -> None:
-        """Its file changed; ``step`` is what the poller read (None: look yourself)."""
+        """Its file changed; ``step`` is what the poller read (None: look yourself), its
+        ``step.read`` bytes reserved in the budget for it."""
 
 
 class Poller:
     """One timer and one batched check for every idle file."""
 
-    def __init__(self, ceiling: float, blocking: Callable[..., Any]) -> None:
+    def __init__(self, ceiling: float, blocking: Callable[..., Any], budget: Budget) -> None:
         self.ceiling = max(ceiling, 0.001)
         self.floor = min(FLOOR, self.ceiling)
         self._blocking = blocking
+        self._budget = budget
         self.hints: GrowthHints | None = None
         self._heap: list[tuple[float, int, Pollable, bool]] = []
         self._tickets: dict[int, int] = {}  # id(file) → ticket of its live entry, or BEING_CHECKED
@@ -100,9 +111,19 @@ class Poller:
             due = self._pop_due()
             if due:
                 self.sweeps += 1
-                results = await self._blocking(_sweep, [_args(item) for item, _ in due])
+                allowance = self._budget.room()  # reads in the sweep stay within the in-flight budget
+                self._budget.reserve_now(allowance)
+                try:
+                    results = await self._blocking(_sweep, [_args(item) for item, _ in due], allowance)
+                except BaseException:
+                    self._budget.unreserve(allowance)
+                    raise
+                used = sum(r.read for r in results if isinstance(r, Step))
+                self._budget.unreserve(allowance - used)
                 for (item, resting), result in zip(due, results):
                     if self._tickets.get(id(item)) != BEING_CHECKED:
+                        if isinstance(result, Step):
+                            self._budget.unreserve(result.read)
                         continue  # woken or cancelled meanwhile: what was read is not used
                     if result is None:
                         self.schedule(item)
@@ -138,9 +159,9 @@ def _args(item: Pollable) -> _Check:
     return item.fd, item.path, item.key, item.size, item.deleted, item.read_args()
 
 
-def _sweep(files: list[_Check]) -> list[Step | bool | None]:
+def _sweep(files: list[_Check], allowance: int) -> list[Step | bool | None]:
     """For each file: None if unchanged since its last read, else what was read (or True: changed,
-    but nothing read here). Runs on a worker thread."""
+    but nothing read here). Reads stop once ``allowance`` bytes were read. Runs on a worker thread."""
     out: list[Step | bool | None] = []
     for fd, path, key, size, deleted, read in files:
         try:
@@ -153,8 +174,10 @@ def _sweep(files: list[_Check]) -> list[Step | bool | None]:
                     continue
             if st.st_size == size and (st.st_nlink == 0) == deleted:
                 out.append(None)
-            elif read is not None and st.st_size > size:
-                out.append(read_step(*read))
+            elif read is not None and st.st_size > size and min(st.st_size - read[1], read[4].chunk) + GUARD <= allowance:
+                step = read_step(*read)
+                allowance -= step.read
+                out.append(step)
             else:
                 out.append(True)
         except OSError:

@@ -82,6 +82,7 @@ class Step:
     partial: int = 0  # bytes of an unterminated line held back
     discarding: bool = False  # inside a long line whose rest is being dropped
     head: bytes | None = None  # the file's head, when its fingerprint is still growing
+    read: int = 0  # bytes read into memory for it
 
 
 @dataclass(slots=True)
@@ -120,6 +121,7 @@ def read_step(
         return step
     before = min(pos, GUARD)
     want = min(available, policy.chunk)
+    step.read = before + want
     if want < POOLED_MIN:  # live files: small reads, exactly sized
         buf: bytes | bytearray = os.pread(fd, before + want, pos - before)
         n = len(buf)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .batch import Batch
 from .checkpoints import DONE, FileRecord, new_file_id
-from .identity import EMPTY_GUARD, Fingerprint, Key, key_of, open_readonly, read_head
+from .identity import EMPTY_GUARD, GUARD, Fingerprint, Key, key_of, open_readonly, read_head
 from .reader import Piece, Step, read_step
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class Tailer:
 
     __slots__ = ("__weakref__", "_polled", "_saved_fp_length", "_waiter", "_woken", "after", "deleted", "discarding",
                  "done", "drained", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
-                 "orphaned", "path", "pos", "record", "shipped", "size", "superseded")  # thousands of them
+                 "orphaned", "path", "pos", "record", "reserved", "shipped", "size", "superseded")  # thousands of them
 
     def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"", mtime: float = 0.0
                  ) -> None:
@@ -53,6 +53,7 @@ class Tailer:
         self._waiter: asyncio.Future[None] | None = None
         self._polled: Step | None = None  # read for us by the poller while we slept
         self._woken = False  # woken while awake: the next sleep returns at once
+        self.reserved = 0  # bytes of the in-flight budget held for what we read and have not queued
 
     def _begin(self, record: FileRecord, head: bytes) -> None:
         """Read the generation ``record`` describes, from its offset."""
@@ -129,18 +130,23 @@ class Tailer:
                 engine.discovery.rescan_soon()
                 return
             while not engine.stopping:
-                if self.after and not await self._wait_for_older():  # an older file joined the log
-                    return
+                if self.after:  # an older file joined the log
+                    self._drop_polled()
+                    if not await self._wait_for_older():
+                        return
                 step = await self._read()
                 if step.truncated:
+                    self._release()
                     await self._restart_after_truncation()
                     if not await self._wait_for_older():
                         return
                     continue
                 if step.pieces:
                     await self._ship(step.pieces)
+                    self._release()
                     if step.size > self.pos + step.partial:
                         continue  # more to read; else at the end as of this read: no read to find out
+                self._release()
                 # At the end of the file.
                 if self.superseded:
                     self.drained.set()
@@ -152,6 +158,8 @@ class Tailer:
         except OSError as exc:  # an I/O error on this file must not stop the others
             log.error("stopped following %s: %s", self.path, exc.strerror or exc)
         finally:
+            self._drop_polled()
+            self._release()
             self._close()
             self.done = True
             self.drained.set()
@@ -173,7 +181,11 @@ class Tailer:
 
     async def _open(self) -> bool:
         """Open the file if it is still the file we think it is (same inode, same head)."""
-        opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
+        await self.engine.open_slot()  # beyond the open-file budget, wait for a descriptor
+        try:
+            opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
+        finally:
+            self.engine.open_done()
         if opened is None:
             return False
         self.fd = opened
@@ -181,13 +193,25 @@ class Tailer:
         return True
 
     async def _read(self, final: bool = False) -> Step:
+        """Read what follows our position (or take what the poller read for us). Memory for it comes
+        out of the in-flight budget: with a stalled sink, readers wait here, before reading."""
         step, self._polled = self._polled, None
+        if step is not None:
+            self.reserved += step.read  # the poller reserved it for us
         if step is None or final:
-            if self.fd is None and not await self._open():
+            if self.fd is None and not await self._open():  # before reserving: a descriptor may take a while
                 return Step(size=self.size, nlink=0 if self.deleted else 1)
+            pipeline, policy = self.engine.pipeline, self.engine.policy
+            need = min(GUARD + policy.chunk, pipeline.max_inflight)
+            if self.reserved < need:
+                await pipeline.reserve(need - self.reserved)
+                self.reserved = need
             step = await self.engine.blocking(
-                read_step, self.fd, self.pos, self.guard, self.discarding, self.engine.policy, self.fp.length, final
+                read_step, self.fd, self.pos, self.guard, self.discarding, policy, self.fp.length, final
             )
+            if self.reserved > step.read:
+                pipeline.unreserve(self.reserved - step.read)
+                self.reserved = step.read
         if step.head is not None and not step.truncated:
             if self.fp.matches(step.head):
                 self.fp = self.record.fp = Fingerprint.of(step.head)
@@ -212,7 +236,7 @@ class Tailer:
         for piece in pieces:
             batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data)
             self.pos, self.guard = piece.end, piece.guard
-            await engine.pipeline.submit(self.record, batch, piece.guard, piece.lease)
+            self.reserved -= await engine.pipeline.submit(self.record, batch, piece.guard, piece.lease, self.reserved)
             if piece.dropped:
                 engine.losses.add(self.path, "line_too_long", piece.dropped)
             elif piece.cut:
@@ -259,6 +283,7 @@ class Tailer:
         step = await self._read(final=True)
         if step.pieces and not step.truncated:
             await self._ship(step.pieces)
+        self._release()
         self.record.state = DONE
         self.engine.record_changed(self.record)
         log.info("closed %s: %s and drained", self.path, "deleted" if self.deleted else "rotated away")
@@ -282,6 +307,18 @@ class Tailer:
         record = FileRecord(new_file_id(), self.key, Fingerprint.of(b""), 0, EMPTY_GUARD, 0, self.path, old.lineage)
         await self.engine.persist([record])  # its file_id is durable before any line leaves
         self._begin(record, b"")
+
+    def _release(self) -> None:
+        """Give back the part of the reservation the read's batches did not use."""
+        if self.reserved:
+            self.engine.pipeline.unreserve(self.reserved)
+            self.reserved = 0
+
+    def _drop_polled(self) -> None:
+        """Forget what the poller read for us (it is read again later)."""
+        if self._polled is not None:
+            self.engine.pipeline.unreserve(self._polled.read)
+            self._polled = None
 
     def _close(self) -> None:
         if self.fd is not None:
