@@ -15,7 +15,7 @@ from .batch import Batch
 from .errors import ConfigError, LogferryError, SinkError
 from .hookspecs import hookimpl
 from .settings import Settings, SinkSpec
-from .sink import Sink
+from .sink import Sink, ThreadedSink
 
 __all__ = [
     "Batch",
@@ -25,6 +25,7 @@ __all__ = [
     "Sink",
     "SinkError",
     "SinkSpec",
+    "ThreadedSink",
     "__version__",
     "hookimpl",
 ]

@@ -8,6 +8,7 @@ exception). A plugin returns a sink from the ``logferry_make_sink`` hook.
 from __future__ import annotations
 
 from .batch import Batch
+from .threadloop import LoopThread
 
 
 class Sink:
@@ -59,3 +60,46 @@ class Sink:
 
     async def stop(self) -> None:
         """Flush anything buffered and release resources. Must be safe to call twice."""
+
+
+class ThreadedSink(Sink):
+    """A sink whose I/O runs on an event loop of its own, in a thread of its own (the seed's writer
+    thread). Blocking calls and CPU work there (writing files, encoding many records) delay only
+    this sink: the engine's loop awaits the result. Each ``send``/``send_many`` is one thread hop.
+
+    Subclasses implement the coroutines :meth:`open`, :meth:`write` and :meth:`close`, which run on
+    the sink's thread; the base class gives ``start``/``send``/``send_many``/``stop``.
+    """
+
+    def __init__(self, url: str = "", thread_name: str = "") -> None:
+        super().__init__(url)
+        self._thread = LoopThread(thread_name or f"logferry-sink {url}")
+
+    async def start(self) -> None:
+        await self._thread.start()
+        await self._thread.run(self.open())
+
+    async def send(self, batch: Batch) -> None:
+        await self._thread.run(self.write([batch]))
+
+    async def send_many(self, batches: list[Batch]) -> None:
+        await self._thread.run(self.write(batches))
+
+    async def stop(self) -> None:
+        if self._thread.running:
+            try:
+                await self._thread.run(self.close())
+            finally:
+                await self._thread.stop()
+
+    # -- on the sink's own thread ----------------------------------------------
+
+    async def open(self) -> None:
+        """Open files or connections (on the sink's thread). Raise to refuse to start."""
+
+    async def write(self, batches: list[Batch]) -> None:
+        """Deliver ``batches`` in order and return once they are durable (on the sink's thread)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Flush and close (on the sink's thread); called once, also after a failed ``open``."""

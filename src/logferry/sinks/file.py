@@ -1,7 +1,8 @@
 """The writer-thread file sink: appends lines to a file (or stdout) from a thread of its own.
 
-The engine's loop never touches the file: ``send`` hands the write to the sink's :class:`LoopThread`
-and awaits it, so a slow disk only slows this sink, and its errors surface in ``send``.
+The engine's loop never touches the file: as a :class:`~logferry.sink.ThreadedSink` it writes on a
+thread and event loop of its own, so a slow disk only slows this sink, and its errors surface in
+``send``. Everything queued for it goes out in one ``writev``.
 A batch is acknowledged once ``write(2)`` has taken it all (it survives a crash of logferry);
 ``fsync = true`` also makes it survive a crash of the machine, at a cost per batch.
 """
@@ -15,8 +16,7 @@ import time
 from ..batch import Batch
 from ..errors import SinkError
 from ..formats import encode
-from ..sink import Sink
-from ..threadloop import LoopThread
+from ..sink import Sink, ThreadedSink
 
 STDOUT = "-"
 _IOV_MAX = 1024
@@ -25,7 +25,7 @@ TORN_SCAN = 4 << 20  # how far back to look for the end of the last complete lin
 log = logging.getLogger("logferry.sinks.file")
 
 
-class FileSink(Sink):
+class FileSink(ThreadedSink):
     """Append to ``path`` (created with its parents), or to stdout when ``path`` is ``"-"``."""
 
     def __init__(self, url: str, path: str, fmt: str = "raw", fsync: bool = False) -> None:
@@ -34,30 +34,12 @@ class FileSink(Sink):
         self.output_path = None if path == STDOUT else path
         self.format = fmt
         self.fsync = fsync
-        self._thread = LoopThread(f"logferry-sink {url}")
         self._fd: int | None = None
         self._checked_at = 0.0
 
-    async def start(self) -> None:
-        await self._thread.start()
-        await self._thread.run(self._open())
-
-    async def send(self, batch: Batch) -> None:
-        await self._thread.run(self._write([batch]))
-
-    async def send_many(self, batches: list[Batch]) -> None:
-        await self._thread.run(self._write(batches))
-
-    async def stop(self) -> None:
-        if self._thread.running:
-            try:
-                await self._thread.run(self._close())
-            finally:
-                await self._thread.stop()
-
     # -- on the sink's own thread ----------------------------------------------
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
         if self.path == STDOUT:
             self._fd = 1
             return
@@ -96,7 +78,7 @@ class FileSink(Sink):
         log.warning("%s ended with a partial line (%d bytes, left by a crash); removed it: its line is "
                     "shipped again", self.path, size - keep)
 
-    async def _write(self, batches: list[Batch]) -> None:
+    async def write(self, batches: list[Batch]) -> None:
         chunks = [memoryview(encode(batch, self.format)) for batch in batches]
         try:
             self._reopen_if_rotated()
@@ -128,7 +110,7 @@ class FileSink(Sink):
             self._fd = None
             self._fd = self._open_output()
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None or fd == 1:
             return

@@ -1,6 +1,7 @@
 """The Redis stream sink: one XADD per line, all of a batch's in one pipelined round trip.
 
-The redis-py asyncio client runs on a :class:`logferry.threadloop.LoopThread` of the sink's own:
+The redis-py asyncio client runs on a thread and event loop of the sink's own (a
+:class:`logferry.ThreadedSink`):
 encoding a 1 MiB batch of short lines (tens of thousands of commands) and reading as many replies
 is CPU work that would hold the engine's loop for tens of milliseconds; on the sink's thread it only
 delays this sink. The engine's loop just awaits the result.
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from logferry import Batch, Sink, SinkError
-from logferry.threadloop import LoopThread
+from logferry import Batch, SinkError, ThreadedSink
 from redis import exceptions as rex
 
 from .client import RedisTarget
@@ -19,31 +19,16 @@ from .config import RedisConfig
 from .errors import classify, is_connection_problem
 
 
-class RedisSink(Sink):
+class RedisSink(ThreadedSink):
     """Append every line of a batch to a Redis stream, with ``line``, ``path``, ``offset``, ``id``."""
 
     def __init__(self, url: str, config: RedisConfig) -> None:
-        super().__init__(url)
+        super().__init__(url, thread_name=f"logferry-redis {config.safe_url}")
         self.config = config
-        self._thread = LoopThread(f"logferry-redis {config.safe_url}")
         self._target: RedisTarget | None = None  # used on the sink's thread only
 
     def describe(self) -> str:
         return self.config.safe_url
-
-    async def start(self) -> None:
-        await self._thread.start()
-        await self._thread.run(self._connect())
-
-    async def send(self, batch: Batch) -> None:
-        await self._thread.run(self._send(batch))
-
-    async def stop(self) -> None:
-        if self._thread.running:
-            try:
-                await self._thread.run(self._close())
-            finally:
-                await self._thread.stop()
 
     # -- on the sink's own thread ----------------------------------------------
 
@@ -51,7 +36,7 @@ class RedisSink(Sink):
     def _where(self) -> str:
         return ",".join(f"{host}:{port}" for host, port in self.config.nodes)
 
-    async def _connect(self) -> None:
+    async def open(self) -> None:
         """Connect and PING, retrying connection failures for up to ``timeout`` (a server that is
         still starting); a refused password fails at once."""
         loop = asyncio.get_running_loop()
@@ -75,6 +60,10 @@ class RedisSink(Sink):
                 continue
             self._target = target
             return
+
+    async def write(self, batches: list[Batch]) -> None:
+        for batch in batches:  # one thread hop for everything queued; a round trip per batch
+            await self._send(batch)
 
     async def _send(self, batch: Batch) -> None:
         target = self._target
@@ -104,7 +93,7 @@ class RedisSink(Sink):
                 raise error from exc
             raise
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         target, self._target = self._target, None
         if target is not None:
             await target.close()
