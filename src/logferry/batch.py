@@ -29,6 +29,12 @@ class Batch:
     end: int
     data: bytes | memoryview
     read_at: float = field(default_factory=time.time)
+    nlines: int = -1
+    """How many lines ``data`` holds, when its creator counted them (-1: not counted)."""
+
+    def line_count(self) -> int:
+        """How many lines ``data`` holds (counted now unless the reader counted them)."""
+        return self.nlines if self.nlines >= 0 else bytes(self.data).count(b"\n")
 
     def __len__(self) -> int:
         return len(self.data)

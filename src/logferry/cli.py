@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .configview import effective_sinks, mask_url, reference_markdown, show_toml
@@ -24,9 +24,13 @@ from .logfmt import LOG_FORMATS, setup_logging
 from .plugins import PluginHost, get_plugin_manager
 from .settings import Settings, SinkSpec, load_config, parse_duration
 
+if TYPE_CHECKING:
+    from .exporter import EngineCollector
+
 log = logging.getLogger("logferry")
 
 SLOW_CALLBACK = 0.05
+STATS_INTERVAL = 5.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="follow files and ship their lines to sinks")
     _add_settings_flags(run)
+    _add_operability_flags(run)
     _add_common(run)
     run.set_defaults(func=cmd_run)
 
@@ -92,13 +97,31 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--from-tail", dest="start", action="store_const", const="tail",
                        help="files found at the first scan with no checkpoint start at their end")
     parser.add_argument("--once", action="store_true", default=None,
-                        help="read every file to its end, ship, save checkpoints and exit")
+                        help="read every file to its end, ship, save checkpoints and exit (with stderr on a "
+                             "terminal, a progress bar there: bytes shipped of bytes to ship, rate, ETA)")
     parser.add_argument("--exclude", action="append", metavar="PATTERN", help="glob of paths never to follow")
     parser.add_argument("--poll-interval", metavar="SECONDS", type=_duration,
                         help="longest wait before an idle file is checked again")
     parser.add_argument("--no-watch", dest="watch", action="store_false", default=None,
                         help="do not use file-system events as wake-up hints")
     parser.add_argument("--format", choices=("raw", "json"), help="line format of the file and stdout sinks")
+
+
+def _add_operability_flags(parser: argparse.ArgumentParser) -> None:
+    """``run``'s flags that show what it is doing (they are not settings: ``config show`` lacks them)."""
+    parser.add_argument("--stats", action="store_true",
+                        help="every --stats-interval, report on stderr: files followed, lines/s and MB/s read and "
+                             "shipped per sink, sink backlog, retries and errors, age of the oldest unshipped line, "
+                             "checkpoint lag, event-loop lag p99; a summary at exit. On a terminal: a table redrawn "
+                             "in place; otherwise one log line per report")
+    parser.add_argument("--stats-interval", metavar="SECONDS", type=_duration, default=None,
+                        help=f"seconds between --stats reports (default {STATS_INTERVAL:g}; implies --stats)")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="serve Prometheus metrics (names start with logferry_) at http://HOST:PORT/metrics: "
+                             "bytes and lines read, per file for the 100 busiest files; per sink shipped lines, "
+                             "bytes, errors, retries and backlog; checkpoint lag; open and followed files; the age "
+                             "of the oldest unshipped line; an event-loop lag histogram. :PORT listens on every "
+                             "interface. Needs pip install 'logferry[metrics]'")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -186,18 +209,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     for info in host.listing():
         if info.status == "failed":
             log.warning("plugin %s failed to load (%s); see logferry plugins", info.name, info.error)
-    return asyncio.run(_run(settings, host), debug=args.debug)
+    stats_interval = args.stats_interval if args.stats_interval is not None else STATS_INTERVAL if args.stats else None
+    if stats_interval is not None and stats_interval <= 0:
+        raise ConfigError("--stats-interval must be more than 0 seconds")
+    collector = server = None
+    if args.metrics:
+        from .exporter import EngineCollector, start_server
+
+        collector = EngineCollector()
+        server = start_server(args.metrics, collector)  # before the loop: its thread serves, never the loop
+    try:
+        return asyncio.run(_run(settings, host, stats_interval, collector), debug=args.debug)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
 
-async def _run(settings: Settings, host: PluginHost) -> int:
+async def _run(settings: Settings, host: PluginHost, stats_interval: float | None = None,
+               collector: EngineCollector | None = None) -> int:
     from .engine import Engine
+    from .status import ProgressBar, StatusReport
 
     loop = asyncio.get_running_loop()
     loop.slow_callback_duration = SLOW_CALLBACK
     engine = Engine(settings, host)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, engine.stop)
-    await engine.run()
+    terminal = sys.stderr.isatty()
+    helpers: list[asyncio.Task[None]] = []
+    report = bar = None
+    if stats_interval is not None:
+        logging.getLogger("logferry.stats").setLevel(logging.INFO)  # its reports show at any --log-level
+        report = StatusReport(engine, sys.stderr, live=terminal)
+        helpers.append(asyncio.create_task(report.run(stats_interval)))
+    elif settings.once and terminal:
+        bar = ProgressBar(engine, sys.stderr)
+        helpers.append(asyncio.create_task(bar.run()))
+    if collector is not None:
+        helpers.append(asyncio.create_task(collector.refresh(engine)))
+    try:
+        await engine.run()
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        if bar is not None:
+            bar.clear()
+    if report is not None:
+        report.summary()
     lost = engine.losses.by_reason()
     if lost:
         log.warning("bytes lost this run, by reason: %s", ", ".join(f"{k}={v}" for k, v in lost.items()))

@@ -29,6 +29,7 @@ from .checkpoints import CheckpointStore, FileRecord
 from .discovery import Discovery
 from .errors import ConfigError, LogferryError
 from .losses import Losses
+from .metrics import Metrics, age
 from .pipeline import Pipeline
 from .plugins import PluginHost, get_plugin_manager
 from .poller import Poller
@@ -66,6 +67,7 @@ class Engine:
         self.outputs = frozenset(os.path.realpath(s.output_path) for s in self.sinks if s.output_path)
         self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines)
         self.losses = Losses()
+        self.metrics = Metrics()
         self.stopping = False
         self.started_at = 0.0
         self.store = CheckpointStore(settings.state_dir)
@@ -131,16 +133,35 @@ class Engine:
         return [(t.path, t.record.offset, t.size) for t in self._tailers]
 
     def stats(self) -> dict[str, Any]:
+        """A snapshot of the run's numbers (a new dict each call; totals count since :meth:`run` began).
+
+        ``files``: files followed; ``open_files``: descriptors held; ``read_bytes``/``read_lines``/
+        ``read_batches``: queued for the sinks; ``file_read_bytes``: the same per followed file (by path);
+        ``acked_bytes``: acknowledged by every sink; ``checkpoint_lag_bytes``: read but not yet saved in
+        the checkpoint store; ``unread_bytes``: seen in followed files, not yet read; ``oldest_unshipped_age``:
+        seconds since the oldest batch in flight was read; ``loop_lag``: the event loop's wake-up lateness
+        (a histogram, see :mod:`logferry.metrics`); ``sinks``: per sink :class:`~logferry.pipeline.SinkStats`.
+        """
+        metrics, tailers = self.metrics, list(self._tailers)
         return {
-            "files": len(self._tailers),
+            "files": len(tailers),
             "open_files": len(self._open_files),
             "uptime": time.monotonic() - self.started_at if self.started_at else 0.0,
             "inflight_bytes": self.pipeline.inflight_bytes,
-            "sinks": {s.describe(): vars(st) for s, st in zip(self.sinks, self.pipeline.stats)},
+            "sinks": {s.describe(): dict(vars(st)) for s, st in zip(self.sinks, self.pipeline.stats)},
             "lost_bytes": self.losses.by_reason(),
             "cut_lines": sum(self.losses.cut_lines.values()),
             "scans": self.discovery.scans,
             "poll_sweeps": self.poller.sweeps,
+            "read_bytes": metrics.read_bytes,
+            "read_lines": metrics.read_lines,
+            "read_batches": metrics.read_batches,
+            "acked_bytes": metrics.acked_bytes,
+            "file_read_bytes": {t.path: t.read_bytes for t in tailers},
+            "checkpoint_lag_bytes": sum(t.pos - t.record.offset for t in tailers) + self._unsaved_bytes,
+            "unread_bytes": sum(max(0, t.size - t.pos) for t in tailers),
+            "oldest_unshipped_age": age(self.pipeline.oldest_read_at),
+            "loop_lag": metrics.loop_lag.snapshot(),
         }
 
     # -- services for the stages -----------------------------------------------------
@@ -177,6 +198,7 @@ class Engine:
 
     def _acknowledged(self, record: FileRecord, nbytes: int) -> None:
         self.record_changed(record)
+        self.metrics.acked_bytes += nbytes
         self._unsaved_bytes += nbytes
         if self._unsaved_bytes >= self.settings.max_inflight_bytes:
             self._commit_soon.set()  # bound re-deliveries after a crash by bytes, not only by time
@@ -249,7 +271,8 @@ class Engine:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 consumers = [tasks.create_task(self.pipeline.consume(i)) for i in range(len(self.sinks))]
-                services = [tasks.create_task(self.poller.run()), tasks.create_task(self._commit_loop())]
+                services = [tasks.create_task(self.poller.run()), tasks.create_task(self._commit_loop()),
+                            tasks.create_task(self.metrics.probe_loop())]
                 scanning = tasks.create_task(self.discovery.run())
                 watcher = await self._start_watcher()
                 if self.hints is not None:

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,11 +42,16 @@ class _Entry:
 
 @dataclass
 class SinkStats:
+    """One sink's totals since the start (``backlog_*``: queued for it and not yet sent)."""
+
     batches: int = 0
     bytes: int = 0
     retries: int = 0
     failures: int = 0
     last_error: str = ""
+    lines: int = 0
+    backlog_batches: int = 0
+    backlog_bytes: int = 0
 
 
 class Pipeline:
@@ -72,6 +77,12 @@ class Pipeline:
         self._idle: asyncio.Event = asyncio.Event()
         self._idle.set()
         self._started: list[Sink] = []
+        self._inflight: OrderedDict[_Entry, None] = OrderedDict()  # submit order: the first is the oldest
+
+    @property
+    def oldest_read_at(self) -> float | None:
+        """When the oldest batch not yet acknowledged by every sink was read (``time.time()``), or None."""
+        return next(iter(self._inflight)).batch.read_at if self._inflight else None
 
     @property
     def inflight_bytes(self) -> int:
@@ -108,6 +119,8 @@ class Pipeline:
             if batches:
                 await self._deliver(sink, batches, stats)
             for e in group:
+                stats.backlog_batches -= 1
+                stats.backlog_bytes -= len(e.batch.data)
                 self._ack(e)
 
     def room(self) -> int:
@@ -148,8 +161,11 @@ class Pipeline:
         self._outstanding += 1
         self._idle.clear()
         entry = _Entry(record, batch, guard, len(self._queues), lease)
-        for queue in self._queues:
+        self._inflight[entry] = None
+        for queue, stats in zip(self._queues, self.stats):
             queue.put_nowait(entry)
+            stats.backlog_batches += 1
+            stats.backlog_bytes += size
         return used
 
     async def _wait_for(self, size: int) -> None:
@@ -186,6 +202,7 @@ class Pipeline:
             return
         if entry.lease is not None:
             entry.lease.release()
+        self._inflight.pop(entry, None)
         record = entry.record
         record.offset = entry.batch.end
         record.guard = entry.guard
@@ -227,6 +244,7 @@ class Pipeline:
                 continue
             stats.batches += len(batches)
             stats.bytes += sum(len(b.data) for b in batches)
+            stats.lines += sum(b.line_count() for b in batches)
             if attempts:
                 log.info("sink %s recovered after %d failed attempts", sink.describe(), attempts)
             return

@@ -69,6 +69,7 @@ class Piece:
     dropped: int = 0
     cut: bool = False  # a piece of a line over max_line (split or truncated)
     lease: Lease | None = None  # when ``data`` is a view of a pooled buffer
+    lines: int = 1  # complete lines in ``data`` (counted on the read thread; 0 when dropped)
 
 
 @dataclass(slots=True)
@@ -182,7 +183,8 @@ def _complete_lines(
     """Pieces for ``buf[start:end]``, which ends with a newline: one piece unless a line is too long."""
     m = policy.max_line
     if end - start <= m + 1:
-        step.pieces.append(Piece(view[start:end], pos + start - before, pos + end - before, guard_of(buf, end)))
+        step.pieces.append(Piece(view[start:end], pos + start - before, pos + end - before, guard_of(buf, end),
+                                 lines=buf.count(b"\n", start, end)))
         return
     # Jump from line start to the last newline within max_line + 1 bytes: about one find per
     # max_line bytes, so long chunks of short lines stay cheap.
@@ -194,11 +196,13 @@ def _complete_lines(
             continue
         nl = buf.find(b"\n", q + m, end)  # the long line is buf[q:nl]
         if run < q:
-            step.pieces.append(Piece(view[run:q], pos + run - before, pos + q - before, guard_of(buf, q)))
+            step.pieces.append(Piece(view[run:q], pos + run - before, pos + q - before, guard_of(buf, q),
+                                     lines=buf.count(b"\n", run, q)))
         run = _long_line(step, buf, view, before, pos, q, nl, policy)
         q = nl + 1
     if run < end:
-        step.pieces.append(Piece(view[run:end], pos + run - before, pos + end - before, guard_of(buf, end)))
+        step.pieces.append(Piece(view[run:end], pos + run - before, pos + end - before, guard_of(buf, end),
+                                 lines=buf.count(b"\n", run, end)))
 
 
 def _long_line(

@@ -32,7 +32,7 @@ class Tailer:
 
     __slots__ = ("__weakref__", "_polled", "_saved_fp_length", "_waiter", "_woken", "after", "deleted", "discarding",
                  "done", "drained", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
-                 "orphaned", "path", "pos", "record", "reserved", "shipped", "size", "superseded")  # thousands of them
+                 "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size", "superseded")  # thousands of them
 
     def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"", mtime: float = 0.0
                  ) -> None:
@@ -54,6 +54,7 @@ class Tailer:
         self._polled: Step | None = None  # read for us by the poller while we slept
         self._woken = False  # woken while awake: the next sleep returns at once
         self.reserved = 0  # bytes of the in-flight budget held for what we read and have not queued
+        self.read_bytes = 0  # queued for the sinks since the run started, all generations
 
     def _begin(self, record: FileRecord, head: bytes) -> None:
         """Read the generation ``record`` describes, from its offset."""
@@ -233,8 +234,12 @@ class Tailer:
             await engine.persist([self.record])
             self._saved_fp_length = self.record.fp.length
         self.shipped = True
+        metrics = engine.metrics
         for piece in pieces:
-            batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data)
+            nlines = piece.lines if piece.data else 0
+            batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data, nlines=nlines)
+            metrics.read(len(piece.data), nlines)
+            self.read_bytes += len(piece.data)
             self.pos, self.guard = piece.end, piece.guard
             self.reserved -= await engine.pipeline.submit(self.record, batch, piece.guard, piece.lease, self.reserved)
             if piece.dropped:
