@@ -10,8 +10,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import cli
 
+from conftest import cli
 from logferry.cli import build_parser
 from logferry.configview import dumps_toml, is_secret_name, mask_options, mask_url
 from logferry.logfmt import JsonFormatter, setup_logging

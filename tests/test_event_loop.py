@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from conftest import lines, run_debug, run_engine, shipped_everything, wait_for
-
 from logferry import Batch, Sink
 
 

@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 
 from conftest import Daemon, append, cli, lines, out_lines, run_engine, wait_for
-
 from logferry import Batch, Sink
 from logferry.checkpoints import CheckpointStore
-
 
 
 def test_inactive_files_are_closed_and_reopened_when_they_grow(settings, tmp_path: Path) -> None:

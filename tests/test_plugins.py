@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+import logferry
 from conftest import cli, lines, run_engine
 from distributions import (
     BROKEN,
@@ -20,8 +22,6 @@ from distributions import (
     SOURCES_RAISE,
     make_distribution,
 )
-
-import logferry
 from logferry import ConfigError, hookspecs
 from logferry.plugins import BUILTIN_PLUGINS, get_plugin_manager, sink_scheme
 

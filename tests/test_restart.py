@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from conftest import Daemon, append, cli, count_lines, lines, run_engine, wait_until
-
 from logferry.verify import verify_files
 
 

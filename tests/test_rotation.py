@@ -9,11 +9,8 @@ import shutil
 from pathlib import Path
 
 from conftest import append, lines, out_lines, run_engine, wait_for
-
 from logferry import Batch, Sink
 from logferry.verify import verify_files
-
-
 
 
 def truth(tmp_path: Path, name: str, data: bytes) -> str:

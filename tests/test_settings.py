@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import cli
 
+from conftest import cli
 from logferry import ConfigError
 from logferry.cli import build_parser, settings_from_args
 from logferry.settings import OPTIONS, Settings, load_config, parse_duration, parse_size

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from conftest import Daemon, cli, count_lines, wait_until
-
 from logferry.reader import READ_SIZE
 from logferry.verify import verify_files
 

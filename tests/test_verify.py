@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import cli
-
 from logferry.verify import verify_files
 
 

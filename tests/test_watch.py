@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from conftest import run_engine, wait_for
-
 from logferry.watch import watch_roots
 
 

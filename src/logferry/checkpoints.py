@@ -16,11 +16,11 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from collections.abc import Callable
 
 from .errors import ConfigError
 from .identity import Fingerprint, Key

@@ -169,7 +169,8 @@ class Pipeline:
         return used
 
     async def _wait_for(self, size: int) -> None:
-        while (self._inflight_bytes or self._reserved) and self._inflight_bytes + self._reserved + size > self.max_inflight:
+        while (self._inflight_bytes or self._reserved) and (
+                self._inflight_bytes + self._reserved + size > self.max_inflight):
             waiter = asyncio.get_running_loop().create_future()
             self._space_waiters.append(waiter)
             await waiter

@@ -174,7 +174,8 @@ def _sweep(files: list[_Check], allowance: int) -> list[Step | bool | None]:
                     continue
             if st.st_size == size and (st.st_nlink == 0) == deleted:
                 out.append(None)
-            elif read is not None and st.st_size > size and min(st.st_size - read[1], read[4].chunk) + GUARD <= allowance:
+            elif read is not None and st.st_size > size and (
+                    min(st.st_size - read[1], read[4].chunk) + GUARD <= allowance):
                 step = read_step(*read)
                 allowance -= step.read
                 out.append(step)

@@ -178,7 +178,8 @@ def _cut(step: Step, buf: bytes | bytearray, n: int, before: int, pos: int, poli
 
 
 def _complete_lines(
-    step: Step, buf: bytes | bytearray, view: memoryview, before: int, pos: int, start: int, end: int, policy: LinePolicy
+    step: Step, buf: bytes | bytearray, view: memoryview, before: int, pos: int, start: int, end: int,
+    policy: LinePolicy
 ) -> None:
     """Pieces for ``buf[start:end]``, which ends with a newline: one piece unless a line is too long."""
     m = policy.max_line

@@ -88,8 +88,9 @@ class StatusReport:
         sinks = []
         for name, st in stats["sinks"].items():
             before = last["sinks"].get(name, {"lines": 0, "bytes": 0})
-            sinks.append((mask_url(name), (st["lines"] - before["lines"]) / elapsed, (st["bytes"] - before["bytes"]) / elapsed,
-                          st["backlog_bytes"], st["retries"], st["failures"]))
+            sinks.append((mask_url(name), (st["lines"] - before["lines"]) / elapsed,
+                          (st["bytes"] - before["bytes"]) / elapsed, st["backlog_bytes"], st["retries"],
+                          st["failures"]))
         return {
             "in_lines": (stats["read_lines"] - last["read_lines"]) / elapsed,
             "in_bytes": (stats["read_bytes"] - last["read_bytes"]) / elapsed,
@@ -99,7 +100,8 @@ class StatusReport:
 
     def _line(self, stats: dict[str, Any], rows: dict[str, Any]) -> str:
         sinks = " ".join(f"[{name} out={lps:.0f} lines/s {bps / 1e6:.2f} MB/s backlog={human_bytes(backlog)} "
-                         f"retries={retries} errors={errors}]" for name, lps, bps, backlog, retries, errors in rows["sinks"])
+                         f"retries={retries} errors={errors}]"
+                         for name, lps, bps, backlog, retries, errors in rows["sinks"])
         return (f"files={stats['files']} open={stats['open_files']} in={rows['in_lines']:.0f} lines/s "
                 f"{rows['in_bytes'] / 1e6:.2f} MB/s {sinks} oldest_unshipped={stats['oldest_unshipped_age']:.1f}s "
                 f"checkpoint_lag={human_bytes(stats['checkpoint_lag_bytes'])} loop_lag_p99={_ms(rows['lag_p99'])}")

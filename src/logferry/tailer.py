@@ -32,7 +32,8 @@ class Tailer:
 
     __slots__ = ("__weakref__", "_polled", "_saved_fp_length", "_waiter", "_woken", "after", "deleted", "discarding",
                  "done", "drained", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
-                 "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size", "superseded")  # thousands of them
+                 "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
+                 "superseded")  # thousands of them: no __dict__ each
 
     def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"", mtime: float = 0.0
                  ) -> None:

@@ -454,7 +454,8 @@ def _assert_lines(got: list[bytes], expected: list[bytes], exact_bytes: bool, wh
     if got == expected:
         return
     missing = len(expected) - len(got)
-    first = next((i for i, (g, e) in enumerate(zip(got, expected, strict=False)) if g != e), min(len(got), len(expected)))
+    first = next((i for i, (g, e) in enumerate(zip(got, expected, strict=False)) if g != e),
+                 min(len(got), len(expected)))
     shown = (got[first:first + 1] or [b"(nothing)"])[0][:80]
     wanted = (expected[first:first + 1] or [b"(nothing)"])[0][:80]
     pytest.fail(f"{what}: {len(got)} received, {len(expected)} expected ({missing:+d} missing); "
