@@ -2,7 +2,7 @@
 """Memory benchmark: peak resident memory following many files while the output is stalled.
 
 --files files (default 10,000) of --lines lines each (default 100 × 100 B: 100 MB in all, more than
-logferry's 32 MiB in-flight budget) are written first. Each contender then starts on DIR/*.log with
+logferry's 16 MiB in-flight budget) are written first. Each contender then starts on DIR/*.log with
 an output that never takes anything, and its process group's VmRSS/VmHWM (/proc/PID/status) is
 sampled every 100 ms for --seconds (default 12) from its start:
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [f"{args.files:,} files × {args.lines} lines × {args.line_bytes} B = {total / 1e6:.0f} MB; RSS sampled "
              f"every 100 ms for {args.seconds:g} s from each start (peak: VmHWM of the process group); "
              f"{c.environment()}.",
-             "The embedded engine runs with default settings (max_inflight_bytes 32 MiB); its own interpreter and "
+             "The embedded engine runs with default settings (max_inflight_bytes 16 MiB); its own interpreter and "
              "imports are part of its RSS, as in the CLI.", *skipped]
     notes += [f"✗ {r['contender']}: {r['status']}: {r.get('tool_log', '')[-300:]!r}" for r in runs if r["status"] != "ok"]
     targets = []

@@ -94,7 +94,7 @@ def test_show_prints_every_key_of_the_schema_in_readable_units(tmp_path: Path) -
     assert set(shown) == {*SECTIONS, "sinks"}
     for option in OPTIONS:
         assert option.key in shown[option.section], option.key
-    assert shown["sources"]["poll_interval"] == "250ms" and shown["output"]["max_inflight_bytes"] == "32MiB"
+    assert shown["sources"]["poll_interval"] == "250ms" and shown["output"]["max_inflight_bytes"] == "16MiB"
     assert shown["state"]["forget_after"] == "7d" and shown["sinks"] == [{"url": "-"}]
 
 

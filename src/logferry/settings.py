@@ -169,7 +169,7 @@ class Settings:
     long_lines: str = "split"
     watch: bool = True
     format: str = "raw"
-    max_inflight_bytes: int = 32 << 20
+    max_inflight_bytes: int = 16 << 20
     shutdown_timeout: float = 10.0
     sinks: list[SinkSpec] = field(default_factory=list)
     state_dir: Path = field(default_factory=default_state_dir)

@@ -31,7 +31,7 @@ class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
     __slots__ = ("__weakref__", "_polled", "_saved_fp_length", "_waiter", "_woken", "after", "deleted", "discarding",
-                 "done", "drained", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
+                 "done", "_drained", "_is_drained", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
                  "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
                  "superseded")  # thousands of them: no __dict__ each
 
@@ -48,7 +48,8 @@ class Tailer:
         self.orphaned = False  # no longer at any followed path: renamed away or deleted
         self.deleted = False
         self.idle = False  # asleep at the end of its file (its descriptor may be closed meanwhile)
-        self.drained = asyncio.Event()  # superseded and read to its end: its successor may start
+        self._drained: asyncio.Event | None = None  # made when a successor waits (most files have none)
+        self._is_drained = False  # superseded and read to its end: its successor may start
         self.done = False
         self.last_growth = time.monotonic()
         self._waiter: asyncio.Future[None] | None = None
@@ -73,6 +74,21 @@ class Tailer:
         return f"<Tailer {self.path} {self.record.file_id} @{self.pos}>"
 
     # -- signals from discovery, the poller and the engine ---------------------
+
+    @property
+    def drained(self) -> asyncio.Event:
+        """Set once this generation is superseded and read to its end (or done): a newer file of the
+        same log waits for it."""
+        if self._drained is None:
+            self._drained = asyncio.Event()
+            if self._is_drained:
+                self._drained.set()
+        return self._drained
+
+    def _set_drained(self) -> None:
+        self._is_drained = True
+        if self._drained is not None:
+            self._drained.set()
 
     @property
     def settled(self) -> bool:
@@ -149,9 +165,10 @@ class Tailer:
                     if step.size > self.pos + step.partial:
                         continue  # more to read; else at the end as of this read: no read to find out
                 self._release()
+                del step  # not kept through the sleep: thousands of idle files would each hold a read
                 # At the end of the file.
                 if self.superseded:
-                    self.drained.set()
+                    self._set_drained()
                 if engine.settings.once:
                     return
                 if not await self._idle():
@@ -164,7 +181,7 @@ class Tailer:
             self._release()
             self._close()
             self.done = True
-            self.drained.set()
+            self._set_drained()
             engine.poller.cancel(self)
             engine.tailer_done(self)
 
@@ -274,13 +291,15 @@ class Tailer:
             self._woken = False
             self.engine.poller.cancel(self)
             return
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        # A bare timer rather than asyncio.timeout: thousands of files sleep at once.
+        timer = None if timeout is None else loop.call_later(max(timeout, 0.0), _resolve, waiter)
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waiter = None
             self.engine.poller.cancel(self)  # a check still under way is discarded
 
@@ -300,8 +319,8 @@ class Tailer:
         log.warning("%s was truncated or rewritten at offset %d; reading it again from its start", self.path, self.pos)
         copy = await self.engine.discovery.adopt_copy(self)
         # This generation is over: whoever waits for it may go on; the next one has a drained of its own.
-        self.drained.set()
-        self.drained = asyncio.Event()
+        self._set_drained()
+        self._drained, self._is_drained = None, False
         self.superseded = self.orphaned
         if copy is not None:
             self.after.append(copy.drained)
@@ -331,6 +350,11 @@ class Tailer:
             os.close(self.fd)
             self.fd = None
             self.engine.file_closed(self)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _open_checked(path: str, key: Key, fp: Fingerprint) -> int | None:
