@@ -21,15 +21,16 @@ from . import __version__
 from .configview import effective_sinks, mask_url, reference_markdown, show_toml
 from .errors import ConfigError, LogferryError
 from .logfmt import LOG_FORMATS, setup_logging
-from .plugins import PluginHost, get_plugin_manager
+from .plugins import get_plugin_manager
 from .settings import Settings, SinkSpec, load_config, parse_duration
 
 if TYPE_CHECKING:
+    from .engine import Engine
     from .exporter import EngineCollector
 
 log = logging.getLogger("logferry")
 
-SLOW_CALLBACK = 0.05
+SLOW_CALLBACK = 0.05  # seconds: under --debug, asyncio reports a callback that held the loop longer
 STATS_INTERVAL = 5.0
 
 
@@ -127,7 +128,10 @@ def _add_operability_flags(parser: argparse.ArgumentParser) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """``--debug``, the logging flags and ``--no-plugins``."""
     parser.add_argument("--debug", action="store_true",
-                        help="asyncio debug mode: report loop-blocking callbacks; show tracebacks")
+                        help=f"asyncio debug mode: every callback or task step that holds the event loop over "
+                             f"{SLOW_CALLBACK * 1000:g} ms is reported on stderr, one line each (asyncio's "
+                             f"'Executing <Task ... coro=<COROUTINE running at FILE:LINE>> took N seconds'); "
+                             f"errors show their traceback; the log level defaults to debug")
     _add_logging(parser)
     parser.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
 
@@ -218,22 +222,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         collector = EngineCollector()
         server = start_server(args.metrics, collector)  # before the loop: its thread serves, never the loop
+    from .engine import Engine
+
+    engine = Engine(settings, host)  # sink plugins may import their clients here: before the loop runs
     try:
-        return asyncio.run(_run(settings, host, stats_interval, collector), debug=args.debug)
+        return asyncio.run(_run(engine, stats_interval, collector), debug=args.debug)
     finally:
         if server is not None:
             server.shutdown()
             server.server_close()
 
 
-async def _run(settings: Settings, host: PluginHost, stats_interval: float | None = None,
-               collector: EngineCollector | None = None) -> int:
-    from .engine import Engine
+async def _run(engine: Engine, stats_interval: float | None = None, collector: EngineCollector | None = None) -> int:
     from .status import ProgressBar, StatusReport
 
+    settings = engine.settings
     loop = asyncio.get_running_loop()
     loop.slow_callback_duration = SLOW_CALLBACK
-    engine = Engine(settings, host)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, engine.stop)
     terminal = sys.stderr.isatty()
@@ -293,7 +298,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.files < 1 or args.lines < 1:
         raise ConfigError("--files and --lines must be at least 1")
-    return asyncio.run(run_demo(args.files, args.lines, args.sink, args.keep, _host(args)), debug=args.debug)
+    host = _host(args)
+
+    async def demo() -> int:
+        asyncio.get_running_loop().slow_callback_duration = SLOW_CALLBACK  # the --debug threshold
+        return await run_demo(args.files, args.lines, args.sink, args.keep, host)
+
+    return asyncio.run(demo(), debug=args.debug)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:

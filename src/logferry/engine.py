@@ -3,12 +3,13 @@
 ``Engine`` is the Python API the CLI is a thin shell over; embed it in any asyncio program::
 
     engine = Engine(Settings(paths=["/var/log/app/*.log"], sinks=[SinkSpec("file:/tmp/merged.log")]))
-    task = asyncio.create_task(engine.run())
+    task = engine.start()  # or asyncio.create_task(engine.run())
+    await engine.wait_ready()
     ...
     engine.stop()          # drain in-flight batches, save checkpoints
     await task
 
-The event loop only schedules and moves references: file reads run on a small thread pool,
+See docs/embedding.md. The event loop only schedules and moves references: file reads run on a small thread pool,
 sink I/O on each sink's own thread or async client, and the checkpoint database on its own thread.
 """
 
@@ -88,6 +89,7 @@ class Engine:
         self._force = asyncio.Event()
         self.ready = asyncio.Event()  # set by discovery after the first scan
         self._tasks: asyncio.TaskGroup | None = None
+        self._run_task: asyncio.Task[None] | None = None  # set by start()
         self.hints: GrowthHints | None = None  # growth events, when a watcher runs
         self._by_path: dict[str, Tailer] = {}  # rebuilt when stale: events name paths
         self._paths_stale = True
@@ -124,9 +126,34 @@ class Engine:
             self._force.set()
         self._stop.set()
 
+    def start(self) -> asyncio.Task[None]:
+        """Schedule :meth:`run` as a task on the running loop and return it (an engine runs once).
+
+        Await the task after :meth:`stop`: it ends once the sinks are stopped and checkpoints saved,
+        and raises what :meth:`run` raised (e.g. a sink that refused to start).
+        """
+        if self._run_task is not None:
+            raise RuntimeError("this engine was already started: an Engine runs once")
+        self._run_task = asyncio.get_running_loop().create_task(self.run(), name="logferry engine")
+        return self._run_task
+
     async def wait_ready(self) -> None:
-        """Return once the first scan is done and its files are being followed."""
-        await self.ready.wait()
+        """Return once the first scan is done and its files are being followed.
+
+        With :meth:`start`, a run that ends before it is ready does not leave this waiting forever:
+        its error is raised here (a run stopped early just returns).
+        """
+        task = self._run_task
+        if task is None:
+            await self.ready.wait()
+            return
+        ready = asyncio.ensure_future(self.ready.wait())
+        try:
+            await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if not self.ready.is_set() and task.done() and not task.cancelled():
+            task.result()
 
     def progress(self) -> list[tuple[str, int, int]]:
         """(path, acknowledged offset, size last seen) for every followed file."""
