@@ -131,17 +131,22 @@ def _longest_increasing(seq: list[int]) -> int:
 
 
 def print_report(report: Report) -> None:
-    print(f"{report.output}: {report.output_lines} lines" +
+    print(f"{report.output}: {_count(report.output_lines, 'line')}" +
           (f" ({report.foreign} from no given input)" if report.foreign else ""))
     for r in report.inputs:
         if r.ok:
-            print(f"  ok    {r.path}: {r.expected} lines, each once, in order")
+            print(f"  ok    {r.path}: {_count(r.expected, 'line')}, each once, in order")
         else:
-            print(f"  FAIL  {r.path}: {r.expected} lines: {r.missing} missing, {r.duplicated} duplicated, "
+            print(f"  FAIL  {r.path}: {_count(r.expected, 'line')}: {r.missing} missing, {r.duplicated} duplicated, "
                   f"{r.out_of_order} out of order")
     bad = [r for r in report.inputs if not r.ok]
     if bad:
         print(f"verify: FAILED for {len(bad)} of {len(report.inputs)} inputs")
     else:
         total = sum(r.expected for r in report.inputs)
-        print(f"verify: ok: all {total} lines of {len(report.inputs)} inputs arrived once, in order per input")
+        print(f"verify: ok: all {_count(total, 'line')} of {_count(len(report.inputs), 'input')} arrived once, "
+              "in order per input")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
