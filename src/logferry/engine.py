@@ -81,6 +81,7 @@ class Engine:
         self._unsaved_bytes = 0  # acknowledged since the last commit: what a crash would re-deliver
         self._commit_soon = asyncio.Event()
         self._tailers: dict[Tailer, asyncio.Task[None]] = {}
+        self._no_tailers = asyncio.Event()  # every followed file is done (what --once waits for)
         self._open_files: OrderedDict[Tailer, None] = OrderedDict()
         self._opening = 0  # descriptors being opened
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
@@ -200,6 +201,7 @@ class Engine:
     def start_tailer(self, tailer: Tailer) -> None:
         assert self._tasks is not None
         self._tailers[tailer] = self._tasks.create_task(tailer.run(), name=f"tail {tailer.path}")
+        self._no_tailers.clear()
         self._paths_stale = True
         if self.hints is not None:
             self.hints.follow(tailer.path)
@@ -207,7 +209,9 @@ class Engine:
     def tailer_done(self, tailer: Tailer) -> None:
         self._tailers.pop(tailer, None)
         self._paths_stale = True
-        self.discovery.tailer_done(tailer)
+        self.discovery.tailer_done(tailer)  # may start the next file of its log
+        if not self._tailers:
+            self._no_tailers.set()
 
     def path_changed(self) -> None:
         """A tailer's file was found under another name."""
@@ -338,10 +342,11 @@ class Engine:
             await self._stop.wait()
             return
         await scanning
-        while self._tailers and not self._stop.is_set():
-            stop = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait([stop, *self._tailers.values()], return_when=asyncio.FIRST_COMPLETED)
+        if self._tailers:  # one wait for all of them: waiting on each in turn is quadratic in files
+            stop, finished = asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._no_tailers.wait())
+            await asyncio.wait([stop, finished], return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
+            finished.cancel()
 
     async def _shut_down(self, consumers: list[asyncio.Task[None]], services: list[asyncio.Task[None]]) -> None:
         """Stop reading; give the sinks ``shutdown_timeout`` to take what is in flight; cancel the rest."""

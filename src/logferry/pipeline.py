@@ -213,10 +213,6 @@ class Pipeline:
         self._wake_space_waiter()
         if self._outstanding == 0:
             self._idle.set()
-            for waiter in self._space_waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._space_waiters.clear()
 
     async def _deliver(self, sink: Sink, batches: list[Batch], stats: SinkStats) -> None:
         delay = RETRY_FIRST

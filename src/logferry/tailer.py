@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger("logferry.tailer")
+SMALL_READ = 64 << 10  # the least a read reserves of the in-flight budget
 
 
 class Tailer:
@@ -221,7 +222,9 @@ class Tailer:
             if self.fd is None and not await self._open():  # before reserving: a descriptor may take a while
                 return Step(size=self.size, nlink=0 if self.deleted else 1)
             pipeline, policy = self.engine.pipeline, self.engine.policy
-            need = min(GUARD + policy.chunk, pipeline.max_inflight)
+            # What the file held at the last look (at least a little more): small files reserve little,
+            # so thousands of them do not queue behind a megabyte each.
+            need = GUARD + min(policy.chunk, pipeline.max_inflight, max(self.size - self.pos, SMALL_READ))
             if self.reserved < need:
                 await pipeline.reserve(need - self.reserved)
                 self.reserved = need
