@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> Any:
     p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="longest run of one contender")
     p.add_argument("--stall", type=float, default=30.0, metavar="S",
                    help="(a) give a follow-mode contender up when its output has not grown for this long")
+    p.add_argument("--state-timeout", type=float, default=300.0, metavar="S",
+                   help="(b) longest logferry --once pass while creating the state")
     p.add_argument("--startup-timeout", type=float, default=120.0, metavar="S",
                    help="(b) longest wait for the appended line")
     p.add_argument("--parts", default="a,b", help="which parts to run: a, b or a,b")
@@ -64,7 +66,7 @@ def parse_args(argv: list[str] | None) -> Any:
     args = p.parse_args(argv)
     if args.quick:
         args.files, args.known, args.timeout = 1000, 5000, min(args.timeout, 60.0)
-        args.startup_timeout = min(args.startup_timeout, 30.0)
+        args.startup_timeout, args.state_timeout = min(args.startup_timeout, 30.0), min(args.state_timeout, 60.0)
     return args
 
 
@@ -201,8 +203,10 @@ def part_a(args: Any, root: Path) -> tuple[str, list[c.Target], dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 # (b) many known files
 # --------------------------------------------------------------------------------------------
-def state_by_once(command: list[str], in_dir: Path, state: Path, root: Path, expected: int) -> list[dict[str, Any]]:
-    """logferry --once passes until every line was shipped (at most MAX_ONCE_PASSES)."""
+def state_by_once(command: list[str], in_dir: Path, state: Path, root: Path, expected: int,
+                  timeout: float) -> list[dict[str, Any]]:
+    """logferry --once passes until every line was shipped (at most MAX_ONCE_PASSES, each stopped after
+    ``timeout`` seconds)."""
     passes = []
     shipped = 0
     for n in range(1, MAX_ONCE_PASSES + 1):
@@ -210,16 +214,23 @@ def state_by_once(command: list[str], in_dir: Path, state: Path, root: Path, exp
         log = root / f"b-once-{n}.err"
         t0 = time.perf_counter()
         with open(log, "wb") as err:
-            rc = subprocess.run([*command, "run", str(in_dir / "*.log"), "--once", "--sink", f"file:{out}",
-                                 "--state-dir", str(state), "--log-level", "info"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err).returncode
+            proc = subprocess.Popen([*command, "run", str(in_dir / "*.log"), "--once", "--sink", f"file:{out}",
+                                     "--state-dir", str(state), "--log-level", "info"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                c.progress(f"(b) state pass {n}: still running after {timeout:g} s; stopping it (SIGTERM)")
+                c.stop(proc)
+                rc = f"stopped after {timeout:g} s"
         lines = _count_lines(out)
         shipped += lines
         passes.append({"pass": n, "exit": rc, "wall_s": time.perf_counter() - t0, "lines": lines,
                        "shipped_total": shipped, "stderr": c.anchors().tail_log(log, 3)})
         c.progress(f"(b) state pass {n}: exit {rc}, {lines:,} lines in {passes[-1]['wall_s']:.1f} s "
                    f"({shipped:,}/{expected:,} so far)")
-        if shipped >= expected or rc != 0:
+        if shipped >= expected or rc != 0:  # done, or failing (more passes would not tell more)
             break
     return passes
 
@@ -325,7 +336,7 @@ def part_b(args: Any, root: Path) -> tuple[str, list[c.Target], dict[str, Any]]:
         api_s = state_by_api(in_dir, names, state)
         state_note = f"state written with logferry's CheckpointStore API in {api_s:.1f} s"
     else:
-        passes = state_by_once(command, in_dir, state, root, args.known)
+        passes = state_by_once(command, in_dir, state, root, args.known, args.state_timeout)
         shipped = passes[-1]["shipped_total"]
         state_note = (f"state created by {len(passes)} `logferry run --once` pass(es): "
                       + ", ".join(f"pass {x['pass']}: exit {x['exit']}, {x['lines']:,} lines, {x['wall_s']:.1f} s"
