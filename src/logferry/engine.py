@@ -83,6 +83,7 @@ class Engine:
         self._tailers: dict[Tailer, asyncio.Task[None]] = {}
         self._no_tailers = asyncio.Event()  # every followed file is done (what --once waits for)
         self._open_files: OrderedDict[Tailer, None] = OrderedDict()
+        self._idle_open: OrderedDict[Tailer, None] = OrderedDict()  # asleep with a descriptor, oldest first
         self._opening = 0  # descriptors being opened
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self.max_open_files = settings.max_open_files or 0  # 0: from the process's limit, at run()
@@ -257,16 +258,26 @@ class Engine:
 
     def enforce_open_file_budget(self, room: int = 0) -> None:
         """Over the budget, idle files close (least recently active first) until it holds."""
-        waiting = sum(not w.done() for w in self._slot_waiters)
-        over = len(self._open_files) + self._opening + max(room, waiting) - self.max_open_files
+        over = len(self._open_files) + self._opening + max(room, len(self._slot_waiters)) - self.max_open_files
         if over <= 0:
             return
-        for other in list(self._open_files):
-            if other.idle and not (other.orphaned or other.deleted):  # gone files cannot be reopened
-                other.close_idle()
+        # Only idle files are looked at (not every open one): with many more files than descriptors
+        # this runs for every file that waits for one.
+        for other in list(self._idle_open):
+            if other.orphaned or other.deleted:  # gone files cannot be reopened
+                continue
+            other.close_idle()
+            if other.fd is None:
                 over -= 1
                 if over == 0:
                     return
+
+    def file_idle(self, tailer: Tailer, idle: bool) -> None:
+        """A tailer fell asleep at the end of its open file (a candidate to close), or woke."""
+        if idle and tailer.fd is not None:
+            self._idle_open[tailer] = None
+        else:
+            self._idle_open.pop(tailer, None)
 
     def file_active(self, tailer: Tailer) -> None:
         if tailer in self._open_files:
@@ -276,6 +287,7 @@ class Engine:
 
     def file_closed(self, tailer: Tailer) -> None:
         self._open_files.pop(tailer, None)
+        self._idle_open.pop(tailer, None)
         self._wake_slot_waiter()
 
     def _wake_slot_waiter(self) -> None:

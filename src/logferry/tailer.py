@@ -282,11 +282,13 @@ class Tailer:
         limit = settings.rotate_wait if gone else settings.close_inactive if self.fd is not None else None
         self.engine.poller.schedule(self)
         self.idle = True
+        self.engine.file_idle(self, True)
         self.engine.enforce_open_file_budget()
         try:
             await self._sleep(None if limit is None else limit - quiet_for)
         finally:
             self.idle = False
+            self.engine.file_idle(self, False)
         return True
 
     async def _sleep(self, timeout: float | None) -> None:
