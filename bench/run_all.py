@@ -5,7 +5,7 @@ Order: catchup, live, newfile, idle, scale, memory, looplag, then plot. Each scr
 Python (so the logferry it imports and the ``logferry`` beside it are the same install) and its
 own --json/--markdown in the results directory; one that fails is reported and the others still
 run. ``--quick`` passes --quick to each (catchup.py has none: it gets a smaller workload and one
-repeat) for a smoke run of all of them in a few minutes. The full run takes about 25–35 minutes
+repeat) for a smoke run of all of them in a few minutes. The full run takes about 40 minutes
 on 2 cores. summary.md is every report, one after the other, under a line saying when and where
 it ran.
 
