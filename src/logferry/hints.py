@@ -107,9 +107,11 @@ class GrowthHints:
                         covered = await self._blocking(self._watcher.watch_growth, directory)
                     finally:
                         d.changing = False
-                    d.covered = covered and d.trusted
-                    if covered and not d.covered or d.busy_at > now:  # busy again meanwhile
+                    if not covered:
+                        continue
+                    if d.trusted and d.busy_at <= now:
                         d.covered = True
+                    else:  # busy again, or distrusted, while the watch was being added: take it back
                         self._uncover(directory, d)
 
     def _missed(self, path: str) -> None:
