@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import resource
-import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from .reader import LinePolicy
 from .settings import Settings, SinkSpec
 from .sink import Sink
 from .tailer import Tailer
+from .threadloop import quick_gil_handoff
 
 if TYPE_CHECKING:
     from .hints import GrowthHints
@@ -47,7 +47,6 @@ log = logging.getLogger("logferry.engine")
 T = TypeVar("T")
 
 READ_THREADS = 4
-SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits (Python's default: 5 ms)
 FORGET_EVERY = 3600.0
 ONCE_RETRY_LIMIT = 5
 
@@ -102,10 +101,10 @@ class Engine:
         """Run until :meth:`stop` (or, with ``once``, until every file is read), then flush and save."""
         self.started_at = time.monotonic()
         self.max_open_files = self.max_open_files or _open_file_budget()
-        # Reads, sink encoding and the database run on threads; the loop must get the GIL back quickly
-        # when its timers are due, or every thread that is busy adds up to 5 ms to its latency.
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
+        with quick_gil_handoff():
+            await self._run()
+
+    async def _run(self) -> None:
         self.discovery.load(await self.store.open())
         try:
             try:
@@ -119,7 +118,6 @@ class Engine:
         finally:
             await self.store.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
-            sys.setswitchinterval(switch_interval)
 
     def stop(self) -> None:
         """Stop reading, let in-flight batches reach the sinks (bounded), save checkpoints. A second call

@@ -33,6 +33,7 @@ FLOOR = 0.002  # a file being written is checked this often: latency stays withi
 BACKOFF = 0.25  # the next check comes after this share of the time the file has been quiet
 BEING_CHECKED = -1
 ALIGN = 0.05  # longer delays end on a multiple of this: idle files share sweeps, and thread hops
+SWEEP_MAX = 1000  # files per sweep: the loop handles one sweep's results between other callbacks
 
 
 class Budget(Protocol):
@@ -83,9 +84,13 @@ class Poller:
             delay = REST
         else:
             delay = min(self.ceiling, max(self.floor, (now - item.last_growth) * BACKOFF))
-        when = now + delay
-        if delay >= 2 * ALIGN:
-            when = math.ceil(when / ALIGN) * ALIGN
+        if resting or delay >= self.ceiling >= 2 * ALIGN:
+            # Idle files are checked together, on multiples of their period, never later than it.
+            when = (math.floor(now / delay) + 1) * delay
+        elif delay >= 2 * ALIGN:
+            when = math.ceil((now + delay) / ALIGN) * ALIGN
+        else:
+            when = now + delay
         ticket = next(self._counter)
         self._tickets[id(item)] = ticket
         heapq.heappush(self._heap, (when, ticket, item, resting))
@@ -144,7 +149,7 @@ class Poller:
     def _pop_due(self) -> list[tuple[Pollable, bool]]:
         now = time.monotonic()
         due = []
-        while self._heap and self._heap[0][0] <= now:
+        while self._heap and self._heap[0][0] <= now and len(due) < SWEEP_MAX:
             _, ticket, item, resting = heapq.heappop(self._heap)
             if self._tickets.get(id(item)) == ticket:
                 self._tickets[id(item)] = BEING_CHECKED

@@ -8,11 +8,30 @@ hands a coroutine to this loop with ``run_coroutine_threadsafe`` and awaits the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits (Python's default: 5 ms)
+
+
+@contextlib.contextmanager
+def quick_gil_handoff(interval: float = SWITCH_INTERVAL) -> Iterator[None]:
+    """Lower the interpreter's switch interval while the block runs.
+
+    Reads, sink encoding and the database run on threads; the loop must get the GIL back quickly
+    when its callbacks are due, or every busy thread adds up to 5 ms to each step that releases it.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class LoopThread:

@@ -1,24 +1,23 @@
 """Fixtures: a real redis-server per test, a real 3-node Redis Cluster per module, and helpers to
-read what reached a stream and to run a sink on a batch in asyncio debug mode."""
+read what reached a stream, batches, and sinks made through the plugin's hook."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Iterator
+import functools
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
 from logferry import Batch, Settings
+from logferry.plugins import PluginHost, get_plugin_manager
+from logferry.testing import run_without_blocking as run_debug  # noqa: F401 - for the tests
 
 from .servers import REDIS_CLI, REDIS_SERVER, RedisClusterNodes, RedisServer
 
 pytest_plugins = ["logferry.testing"]  # the sink contract every logferry sink passes
 
-T = TypeVar("T")
-SLOW_CALLBACK = 0.05
 NO_SERVER = "redis-server not found on PATH (apt-get install redis-server); these tests need a real server"
 
 
@@ -57,40 +56,18 @@ def cluster_entries(nodes: RedisClusterNodes, stream: str | bytes) -> list[dict[
         return [fields for _, fields in client.xrange(stream)]
 
 
-def run_debug(main: Callable[[], Awaitable[T]]) -> T:
-    """Run ``main()`` in asyncio debug mode; fail if any callback held the loop over 50 ms."""
-    slow: list[str] = []
-
-    class Detector(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            message = record.getMessage()
-            if message.startswith("Executing") and " took " in message:
-                slow.append(message)
-
-    detector = Detector(logging.WARNING)
-    logging.getLogger("asyncio").addHandler(detector)
-
-    async def wrapper() -> T:
-        asyncio.get_running_loop().slow_callback_duration = SLOW_CALLBACK
-        return await main()
-
-    try:
-        result = asyncio.run(wrapper(), debug=True)
-    finally:
-        logging.getLogger("asyncio").removeHandler(detector)
-    assert not slow, f"callbacks blocked the event loop: {slow}"
-    return result
-
-
 def make_batch(lines: list[bytes], path: str = "/var/log/app.log", offset: int = 0, file_id: str = "f1") -> Batch:
     data = b"".join(line + b"\n" for line in lines)
     return Batch(path, file_id, offset, offset + len(data), data)
 
 
+@functools.cache
+def _host() -> PluginHost:
+    # Loading entry points takes milliseconds: done once, not in each test's event loop.
+    return get_plugin_manager(allowed={"logferry-redis"}, blocked=set())
+
+
 def make_sink(url: str, **options: Any):  # -> RedisSink
     """Build a sink through the plugin's hook, exactly as the engine does."""
-    from logferry.plugins import get_plugin_manager
-
-    host = get_plugin_manager(allowed={"logferry-redis"}, blocked=set())
-    return host.make_sink(url, options, Settings())
+    return _host().make_sink(url, options, Settings())
 
