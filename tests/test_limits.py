@@ -241,3 +241,49 @@ def test_with_many_files_and_a_stalled_sink_only_the_budget_is_read(settings, tm
     # most), and files beyond it are not read at all until the sink takes something.
     assert held <= (64 << 10) + (1 << 20) + 64
     assert read <= 8  # of 60
+
+
+def _ship_once(settings, paths: list[Path], tmp_path: Path) -> None:
+    once = settings(once=True)
+    for n, p in enumerate(paths):
+        p.write_bytes(b"first %d\n" % n)
+    run_engine(once)
+    assert len(out_lines(tmp_path)) == len(paths)
+
+
+def test_known_files_with_nothing_new_start_unopened_when_descriptors_are_short(settings, tmp_path: Path) -> None:
+    paths = [tmp_path / "in" / f"{i:03}.log" for i in range(60)]
+    _ship_once(settings, paths, tmp_path)
+
+    async def until(engine) -> tuple[int, int]:
+        opened_at_start = engine.stats()["open_files"]
+        for p in paths[::7]:
+            append(p, b"second\n")
+        await wait_for(lambda: len(out_lines(tmp_path)) == 60 + len(paths[::7]))
+        await asyncio.sleep(0.3)  # nothing else arrives
+        return opened_at_start, engine.stats()["files"]
+
+    _, (opened_at_start, followed) = run_engine(settings(max_open_files=10), until)
+    assert opened_at_start == 0  # 60 files, room for 10: none opened before it grew
+    assert followed == 60
+    got = out_lines(tmp_path)
+    assert len(got) == len(set(got)) + len(paths[::7]) - 1  # "second" repeated; every "first" once
+
+
+def test_files_quiet_for_close_inactive_start_unopened_and_follow_renames(settings, tmp_path: Path) -> None:
+    old, fresh = tmp_path / "in" / "old.log", tmp_path / "in" / "fresh.log"
+    _ship_once(settings, [old, fresh], tmp_path)
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+
+    async def until(engine) -> int:
+        opened_at_start = engine.stats()["open_files"]
+        os.rename(old, tmp_path / "in" / "old-renamed.log")  # still matched: the same file, followed
+        await asyncio.sleep(0.3)
+        append(tmp_path / "in" / "old-renamed.log", b"after the rename\n")
+        await wait_for(lambda: out_lines(tmp_path)[-1:] == [b"after the rename"])
+        return opened_at_start
+
+    _, opened_at_start = run_engine(settings(close_inactive=60), until)
+    assert opened_at_start == 1  # fresh.log; old.log, quiet for an hour, is opened once it grows
+    assert out_lines(tmp_path) == [b"first 0", b"first 1", b"after the rename"]

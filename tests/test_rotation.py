@@ -230,3 +230,36 @@ def test_a_backup_copy_of_a_live_file_is_followed_after_rotate_wait(settings, tm
 
     run_engine(s, until)
     assert out_lines(tmp_path) == lines("a", 20).splitlines() * 2  # a copy is content of its own
+
+
+def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_first(
+        settings, tmp_path: Path, monkeypatch) -> None:
+    import logferry.tailer
+
+    pattern = str(tmp_path / "in" / "app.log*")
+    once = settings(pattern, once=True)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(b"old-1\n")
+    run_engine(once)
+    append(log, b"old-2\n")  # while stopped: written, then rotated, then a new app.log
+    os.rename(log, tmp_path / "in" / "app.log.1")
+    log.write_bytes(b"new-1\n")
+
+    real = logferry.tailer._open_checked
+    moved = []
+
+    def rotated_again_first(path: str, *args):  # a second rotation races the first open of app.log.1
+        if path.endswith("app.log.1") and not moved:
+            os.rename(path, tmp_path / "in" / "app.log.2")
+            moved.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(logferry.tailer, "_open_checked", rotated_again_first)
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 3)
+        await asyncio.sleep(0.3)
+
+    run_engine(settings(pattern), until)
+    assert moved
+    assert out_lines(tmp_path) == [b"old-1", b"old-2", b"new-1"]  # not new-1 before old-2

@@ -4,7 +4,9 @@ random moments. At the end, no line is missing or out of order, and duplicates s
 window of what was in flight or not yet committed at each kill.
 
 LOGFERRY_TORTURE_SECONDS (default 40) and LOGFERRY_TORTURE_SEED (default 1) tune it;
-LOGFERRY_TORTURE_FORMAT=json writes JSON records (path and offset of every line) to diagnose a failure.
+LOGFERRY_TORTURE_FORMAT=json writes JSON records (path and offset of every line) to diagnose a failure;
+LOGFERRY_TORTURE_MAX_OPEN_FILES=2 leaves room for only two open files (most files are then reopened
+by path, or start unopened after a restart).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from logferry.verify import verify_files
 SECONDS = float(os.environ.get("LOGFERRY_TORTURE_SECONDS", "40"))
 SEED = int(os.environ.get("LOGFERRY_TORTURE_SEED", "1"))
 FORMAT = os.environ.get("LOGFERRY_TORTURE_FORMAT", "raw")
+MAX_OPEN_FILES = os.environ.get("LOGFERRY_TORTURE_MAX_OPEN_FILES", '"auto"')  # e.g. 2: files start unopened
 WRITERS = 3
 BUDGET = 256 << 10
 
@@ -80,6 +83,7 @@ def test_rotations_and_sigkills_lose_nothing_and_keep_order(tmp_path: Path) -> N
     out = tmp_path / "merged.out"
     config = tmp_path / "logferry.toml"
     config.write_text(f'[sources]\nrotate_wait = "2s"\nscan_interval = "200ms"\npoll_interval = "50ms"\n'
+                      f'max_open_files = {MAX_OPEN_FILES}\n'
                       f'[output]\nmax_inflight_bytes = {BUDGET}\n[state]\ncommit_interval = "500ms"\n')
     args = (str(logs / "*.log*"), "-c", str(config), "--sink", f"file:{out}", "--state-dir", str(tmp_path / "s"),
             "--format", FORMAT, "--log-level", "info")

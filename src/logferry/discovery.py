@@ -112,6 +112,8 @@ class Discovery:
         self._want_recheck = False
         self.watched = False  # file-system events announce new files: periodic scans can be rare
         self._missed = 0
+        self._started = self._finished = 0  # scans
+        self._scan_end: asyncio.Future[None] | None = None
 
     def load(self, records: list[FileRecord]) -> None:
         """The saved records, before the first scan."""
@@ -154,6 +156,15 @@ class Discovery:
         self._want_scan = True
         self._wake.set()
 
+    async def fresh_scan(self) -> None:
+        """Return once a scan that lists the files after this call has finished (in follow mode)."""
+        self.rescan_soon()
+        target = self._started + 1
+        while self._finished < target:
+            if self._scan_end is None:
+                self._scan_end = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._scan_end)
+
     def recheck_soon(self) -> None:
         """A pending file changed: look at it again (the poller watches pending files)."""
         self._want_recheck = True
@@ -161,37 +172,47 @@ class Discovery:
 
     async def scan(self) -> None:
         async with self._lock:
-            announced = self._want_scan
-            self._want_scan = self._want_recheck = False
-            settings = self.engine.settings
-            found = await self.engine.blocking(expand, self.patterns, settings.exclude, self.engine.outputs)
-            self.scans += 1
-            if not self._unsure:
-                self._unsure_streak = 0
-            self._unsure = False
-            if self.first_scan:
-                self.present_at_start = set(found)
-            self._update_followed(found)
-            waiting = [found.pop(key) for key in list(self.pending) if key in found]
-            for key in set(self.pending) - {f.key for f in waiting}:
-                self._drop_pending(key)  # gone, or renamed: a later scan sees it anew
-            if found and self.watched and not announced and not self.first_scan:
-                self._unannounced(len(found))
-            if waiting:
-                await self._recheck(waiting)
-            if found:
-                await self._add_new(list(found.values()))
-            if self._unsure:
-                self._unsure_streak += 1
-                self.rescan_soon()  # files moved while we looked (a rotation under way): look again
-            else:
-                self.present_at_start.clear()  # every file present at start has been classified
-                await self._settle_unclaimed()
-            if self.first_scan:
-                self.first_scan = False
-                log.info("first scan: %d files followed, %d pending, %d saved files not found", len(self.tracked),
-                         len(self.pending), len(self._unclaimed))
-                self.engine.ready.set()
+            self._started += 1
+            try:
+                await self._scan()
+            finally:
+                self._finished += 1
+                if self._scan_end is not None:
+                    self._scan_end.set_result(None)
+                    self._scan_end = None
+
+    async def _scan(self) -> None:
+        announced = self._want_scan
+        self._want_scan = self._want_recheck = False
+        settings = self.engine.settings
+        found = await self.engine.blocking(expand, self.patterns, settings.exclude, self.engine.outputs)
+        self.scans += 1
+        if not self._unsure:
+            self._unsure_streak = 0
+        self._unsure = False
+        if self.first_scan:
+            self.present_at_start = set(found)
+        await self._update_followed(found)
+        waiting = [found.pop(key) for key in list(self.pending) if key in found]
+        for key in set(self.pending) - {f.key for f in waiting}:
+            self._drop_pending(key)  # gone, or renamed: a later scan sees it anew
+        if found and self.watched and not announced and not self.first_scan:
+            self._unannounced(len(found))
+        if waiting:
+            await self._recheck(waiting)
+        if found:
+            await self._add_new(list(found.values()))
+        if self._unsure:
+            self._unsure_streak += 1
+            self.rescan_soon()  # files moved while we looked (a rotation under way): look again
+        else:
+            self.present_at_start.clear()  # every file present at start has been classified
+            await self._settle_unclaimed()
+        if self.first_scan:
+            self.first_scan = False
+            log.info("first scan: %d files followed, %d pending, %d saved files not found", len(self.tracked),
+                     len(self.pending), len(self._unclaimed))
+            self.engine.ready.set()
 
     def _unannounced(self, count: int) -> None:
         """A periodic scan found new files no event announced (a network file system, say)."""
@@ -208,9 +229,9 @@ class Discovery:
 
     # -- files already known ------------------------------------------------------
 
-    def _update_followed(self, found: dict[Key, Found]) -> None:
+    async def _update_followed(self, found: dict[Key, Found]) -> None:
         """Renamed, rotated away, deleted: update followed files; leave only the others in ``found``."""
-        for key, tailer in self.tracked.items():
+        async for key, tailer in _sliced(list(self.tracked.items())):
             f = found.pop(key, None)
             if f is None:
                 tailer.orphan()
@@ -228,7 +249,9 @@ class Discovery:
         ``may_hold`` is false: files released from holding), start the rest."""
         engine = self.engine
         listed = len(files)
-        files, unreadable = await engine.blocking(inspect, files)
+        known = self.known
+        offsets = {f.key: [r.offset for r in known[f.key]] async for f in _sliced(files) if f.key in known}
+        files, unreadable = await engine.blocking(inspect, files, offsets)
         self._unsure |= len(files) + len(unreadable) < listed
         for path, reason in unreadable:
             if path not in self._unreadable:
@@ -237,10 +260,10 @@ class Discovery:
         resumed, unsure = await self._confirm(await self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed + unsure)
-        orphans = FingerprintIndex(
-            (r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
-        if orphans and files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
-            copies, unsure = await self._confirm(self._match_heads(files, orphans))
+        if files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
+            orphans = FingerprintIndex(
+                (r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
+            copies, unsure = await self._confirm(self._match_heads(files, orphans)) if orphans else ([], [])
             for f, record in copies:
                 log.info("%s is a copy of %s: resuming at offset %d", f.path, record.path, record.offset)
             resumed += copies
@@ -334,9 +357,11 @@ class Discovery:
         file moved before it could be checked: left for the next scan). The rest are new files."""
         if not candidates:
             return [], []
-        results = await self.engine.blocking(guards, [(f.path, f.key, r.offset) for f, r in candidates])
+        unread = [(f.path, f.key, r.offset) for f, r in candidates if r.offset not in f.guards]
+        read = iter(await self.engine.blocking(guards, unread) if unread else ())
         confirmed, unsure = [], []
-        for (f, record), guard in zip(candidates, results):
+        for f, record in candidates:
+            guard = f.guards[record.offset] if record.offset in f.guards else next(read)
             if guard == record.guard:
                 confirmed.append((f, record))
             elif guard is None:
@@ -369,6 +394,11 @@ class Discovery:
             fresh.append(record)
             starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
         await engine.persist(fresh)
+        crowded = engine.crowded(len(starts))
+        inactive = time.time() - settings.close_inactive
+        for f, tailer in starts:
+            if f.size == tailer.pos and (crowded or f.mtime <= inactive):
+                tailer.start_unopened()
         # Oldest first; coarse file-system clocks give equal mtimes, then the name tells the rotation order.
         starts.sort(key=lambda s: _age(s[1]))
         async for _, tailer in _sliced(starts):
@@ -390,9 +420,8 @@ class Discovery:
         the original's next generation still waits holds older lines than that generation)."""
         members = self.families.setdefault(tailer.record.lineage, [])
         live = [m for m in members if not m.done]
-        age = _age(tailer)
         for member in live:
-            if not member.shipped and _age(member) > age:
+            if not member.shipped and _age(member) > _age(tailer):
                 member.after.append(tailer.drained)
                 tailer.supersede()
             else:

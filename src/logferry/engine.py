@@ -79,7 +79,7 @@ class Engine:
         self._dirty: dict[int, FileRecord] = {}
         self._unsaved_bytes = 0  # acknowledged since the last commit: what a crash would re-deliver
         self._commit_soon = asyncio.Event()
-        self._tailers: dict[Tailer, asyncio.Task[None]] = {}
+        self._tailers: dict[Tailer, asyncio.Task[None] | None] = {}  # None: dormant (see Tailer.go_dormant)
         self._no_tailers = asyncio.Event()  # every followed file is done (what --once waits for)
         self._open_files: OrderedDict[Tailer, None] = OrderedDict()
         self._idle_open: OrderedDict[Tailer, None] = OrderedDict()  # asleep with a descriptor, oldest first
@@ -198,12 +198,18 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def start_tailer(self, tailer: Tailer) -> None:
-        assert self._tasks is not None
-        self._tailers[tailer] = self._tasks.create_task(tailer.run(), name=f"tail {tailer.path}")
+        self._tailers[tailer] = None
+        if not tailer.go_dormant():
+            self.run_tailer(tailer)
         self._no_tailers.clear()
         self._paths_stale = True
         if self.hints is not None:
             self.hints.follow(tailer.path)
+
+    def run_tailer(self, tailer: Tailer) -> None:
+        """Give ``tailer`` its task (now, or when it wakes from dormancy)."""
+        assert self._tasks is not None
+        self._tailers[tailer] = self._tasks.create_task(tailer.run(), name=f"tail {tailer.path}")
 
     def tailer_done(self, tailer: Tailer) -> None:
         self._tailers.pop(tailer, None)
@@ -245,6 +251,10 @@ class Engine:
             self._slot_waiters.append(waiter)
             await waiter
         self._opening += 1
+
+    def crowded(self, more: int) -> bool:
+        """Would ``more`` files more than fit in the open-file budget?"""
+        return len(self._open_files) + self._opening + more > self.max_open_files
 
     def open_done(self) -> None:
         self._opening -= 1
@@ -369,13 +379,18 @@ class Engine:
             log.warning("stopping with %d bytes not acknowledged by every sink: they are read again next run",
                         self.pipeline.inflight_bytes)
         await self.pipeline.close_queues()
-        for task in [*self._tailers.values(), *services] + ([] if drained else consumers):
+        tasks = self._tailer_tasks()
+        for task in [*tasks, *services] + ([] if drained else consumers):
             task.cancel()
-        await asyncio.gather(*consumers, *services, *self._tailers.values(), return_exceptions=True)
+        await asyncio.gather(*consumers, *services, *tasks, return_exceptions=True)
+
+    def _tailer_tasks(self) -> list[asyncio.Task[None]]:
+        return [task for task in self._tailers.values() if task is not None]
 
     async def _drain_tailers_and_pipeline(self) -> None:
-        if self._tailers:
-            await asyncio.wait(list(self._tailers.values()))
+        tasks = self._tailer_tasks()
+        if tasks:
+            await asyncio.wait(tasks)
         await self.pipeline.drain()
 
     async def _unless_stopped(self, coro: Any) -> bool:

@@ -11,7 +11,7 @@ import glob
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .identity import EMPTY_GUARD, Key, guard_at, key_of, open_readonly, read_head
 
@@ -26,6 +26,7 @@ class Found:
     mtime: float
     paths: tuple[str, ...] = ()
     head: bytes = b""
+    guards: dict[int, bytes | None] = field(default_factory=dict)  # offset → guard there (see inspect)
 
 
 def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()
@@ -69,9 +70,13 @@ def _excluded(path: str, excludes: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, ex) or fnmatch.fnmatchcase(name, ex) for ex in excludes)
 
 
-def inspect(files: list[Found]) -> tuple[list[Found], list[tuple[str, str]]]:
-    """Read the head of each new file. Files renamed or replaced since the scan listed them are left
-    out (the next scan sees them where they are now); unreadable ones are returned as (path, reason)."""
+def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
+            ) -> tuple[list[Found], list[tuple[str, str]]]:
+    """Read the head of each new file, and its guards at ``offsets[key]`` (saved records' offsets:
+    one open per file confirms where to resume). Files renamed or replaced since the scan listed
+    them are left out (the next scan sees them where they are now); unreadable ones are returned as
+    (path, reason)."""
+    offsets = offsets or {}
     out, unreadable = [], []
     for f in files:
         try:
@@ -85,6 +90,7 @@ def inspect(files: list[Found]) -> tuple[list[Found], list[tuple[str, str]]]:
             st = os.fstat(fd)
             if key_of(st) == f.key:
                 f.head, f.size, f.mtime = read_head(fd), st.st_size, st.st_mtime
+                f.guards = {offset: guard_at(fd, offset) for offset in offsets.get(f.key, ())}
                 out.append(f)
         except OSError as exc:
             unreadable.append((f.path, exc.strerror or str(exc)))

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from .batch import Batch
@@ -32,7 +33,7 @@ class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
     __slots__ = ("__weakref__", "_polled", "_saved_fp_length", "_waiter", "_woken", "after", "deleted", "discarding",
-                 "done", "_drained", "_is_drained", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
+                 "done", "_drained", "_dormant", "_is_drained", "_unopened", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
                  "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
                  "superseded")  # thousands of them: no __dict__ each
 
@@ -58,6 +59,17 @@ class Tailer:
         self._woken = False  # woken while awake: the next sleep returns at once
         self.reserved = 0  # bytes of the in-flight budget held for what we read and have not queued
         self.read_bytes = 0  # queued for the sinks since the run started, all generations
+        self._unopened = False  # starts asleep at its end, its file not opened until it grows
+        self._dormant = False  # asleep without a task of its own until woken
+
+    def start_unopened(self) -> None:
+        """The scan saw nothing to read after our offset: sleep until the file grows, without opening it
+        (the poller checks it by path). For files quiet longer than ``close_inactive`` (they would
+        be closed anyway) and for files beyond the open-file budget: with 100,000 known files, start-up
+        opens and reads only the files that have something to read."""
+        self._unopened = True
+        self.size = self.record.size = self.pos
+        self.last_growth = time.monotonic() - max(0.0, time.time() - self.mtime)  # quiet since it was written
 
     def _begin(self, record: FileRecord, head: bytes) -> None:
         """Read the generation ``record`` describes, from its offset."""
@@ -96,7 +108,23 @@ class Tailer:
         """At its path and expected to stay: may rest where growth events cover it."""
         return not (self.orphaned or self.deleted or self.superseded)
 
+    def go_dormant(self) -> bool:
+        """Sleep without a task until woken, if started unopened (see :meth:`start_unopened`) with
+        nothing to wait for. With 100,000 idle files, most never need a coroutine."""
+        if not self._unopened or self.after or self.superseded or self.engine.settings.once:
+            return False
+        self._dormant = self.idle = True
+        self.engine.poller.schedule(self)
+        return True
+
     def wake(self) -> None:
+        if self._dormant:
+            if not self.engine.stopping:  # stopping: nothing was read, nothing to do
+                self._dormant = self.idle = False
+                self._woken = True  # its first sleep returns at once: it reads as any woken tailer does
+                self.engine.poller.cancel(self)
+                self.engine.run_tailer(self)
+            return
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         else:  # busy: an event (say) arrived after our last read; look again before sleeping
@@ -144,29 +172,14 @@ class Tailer:
         try:
             if not await self._wait_for_older():
                 return
-            if not await self._open():
-                log.info("%s changed before it could be opened; the next scan looks again", self.path)
-                engine.discovery.rescan_soon()
-                return
+            at_end = self._unopened
+            if not at_end and not await self._reopen():
+                return  # its record is remembered: resumed wherever a scan finds the file again
             while not engine.stopping:
-                if self.after:  # an older file joined the log
-                    self._drop_polled()
-                    if not await self._wait_for_older():
-                        return
-                step = await self._read()
-                if step.truncated:
-                    self._release()
-                    await self._restart_after_truncation()
-                    if not await self._wait_for_older():
-                        return
-                    continue
-                if step.pieces:
-                    await self._ship(step.pieces)
-                    self._release()
-                    if step.size > self.pos + step.partial:
-                        continue  # more to read; else at the end as of this read: no read to find out
-                self._release()
-                del step  # not kept through the sleep: thousands of idle files would each hold a read
+                if at_end:
+                    at_end = False
+                elif not await self._read_to_end():
+                    return
                 # At the end of the file.
                 if self.superseded:
                     self._set_drained()
@@ -186,6 +199,27 @@ class Tailer:
             engine.poller.cancel(self)
             engine.tailer_done(self)
 
+    async def _read_to_end(self) -> bool:
+        """Read and ship until the end of the file as of the last read. False when stopping."""
+        while not self.engine.stopping:
+            if self.after:  # an older file joined the log
+                self._drop_polled()
+                if not await self._wait_for_older():
+                    return False
+            step = await self._read()
+            if step.truncated:
+                self._release()
+                await self._restart_after_truncation()
+                continue
+            if step.pieces:
+                await self._ship(step.pieces)
+                self._release()
+                if step.size > self.pos + step.partial:
+                    continue  # more to read; else at the end as of this read: no read to find out
+            self._release()
+            return True  # nothing kept through the sleep: thousands of idle files would each hold a read
+        return False
+
     async def _wait_for_older(self) -> bool:
         """Lines of a rotated-away file go out before its successor's. False when stopping."""
         while self.after and not self.engine.stopping:
@@ -193,11 +227,18 @@ class Tailer:
             if older.is_set():
                 self.after.pop(0)
                 continue
-            waiter = asyncio.ensure_future(older.wait())
-            self._waiter = asyncio.get_running_loop().create_future()
-            await asyncio.wait([waiter, self._waiter], return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await self._until(older.wait())
         return not self.engine.stopping
+
+    async def _until(self, awaitable: Awaitable[object]) -> None:
+        """Wait for ``awaitable`` or a :meth:`wake` (a stop, a rotation), whichever comes first."""
+        done = asyncio.ensure_future(awaitable)
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait([done, self._waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            done.cancel()
+            self._waiter = None
 
     async def _open(self) -> bool:
         """Open the file if it is still the file we think it is (same inode, same head)."""
@@ -212,6 +253,20 @@ class Tailer:
         self.engine.file_opened(self)
         return True
 
+    async def _reopen(self) -> bool:
+        """Open our file. If another file is at our path now, wait for a scan to tell where ours went
+        (renamed: try there) or that it is gone (False). Meanwhile newer files of the same log keep
+        waiting for this one: lines of a rotated file still go out before its successor's."""
+        engine = self.engine
+        while not await self._open():
+            if engine.settings.once or self.orphaned or engine.stopping:
+                return False
+            log.info("%s changed before it could be opened; looking for it", self.path)
+            await self._until(engine.discovery.fresh_scan())
+            if self.orphaned or engine.stopping:
+                return False
+        return True
+
     async def _read(self, final: bool = False) -> Step:
         """Read what follows our position (or take what the poller read for us). Memory for it comes
         out of the in-flight budget: with a stalled sink, readers wait here, before reading."""
@@ -219,7 +274,7 @@ class Tailer:
         if step is not None:
             self.reserved += step.read  # the poller reserved it for us
         if step is None or final:
-            if self.fd is None and not await self._open():  # before reserving: a descriptor may take a while
+            if self.fd is None and not await self._reopen():  # before reserving: a descriptor may take a while
                 return Step(size=self.size, nlink=0 if self.deleted else 1)
             pipeline, policy = self.engine.pipeline, self.engine.policy
             # What the file held at the last look (at least a little more): small files reserve little,
@@ -313,6 +368,10 @@ class Tailer:
         step = await self._read(final=True)
         if step.pieces and not step.truncated:
             await self._ship(step.pieces)
+        elif self.fd is None and self.size > self.pos:
+            log.warning("%s: %d bytes after offset %d were not read: the file could not be opened again",
+                        self.path, self.size - self.pos, self.pos)
+            self.engine.losses.add(self.path, "vanished_unread", self.size - self.pos)
         self._release()
         self.record.state = DONE
         self.engine.record_changed(self.record)
