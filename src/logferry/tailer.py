@@ -32,10 +32,12 @@ SMALL_READ = 64 << 10  # the least a read reserves of the in-flight budget
 class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
-    __slots__ = ("__weakref__", "_polled", "_saved_fp_length", "_waiter", "_woken", "after", "deleted", "discarding",
-                 "done", "_drained", "_dormant", "_is_drained", "_unopened", "engine", "fd", "fp", "guard", "head", "idle", "key", "last_growth", "mtime",
-                 "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
-                 "superseded")  # thousands of them: no __dict__ each
+    __slots__ = (  # thousands of them: no __dict__ each
+        "__weakref__", "_dormant", "_drained", "_is_drained", "_polled", "_saved_fp_length", "_unopened", "_waiter",
+        "_woken", "after", "deleted", "discarding", "done", "engine", "fd", "fp", "guard", "head", "idle", "key",
+        "last_growth", "mtime", "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
+        "superseded",
+    )
 
     def __init__(self, engine: Engine, record: FileRecord, path: str, head: bytes = b"", mtime: float = 0.0
                  ) -> None:
