@@ -263,3 +263,25 @@ def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_fir
     run_engine(settings(pattern), until)
     assert moved
     assert out_lines(tmp_path) == [b"old-1", b"old-2", b"new-1"]  # not new-1 before old-2
+
+
+def test_copytruncate_of_a_file_closed_for_inactivity_loses_no_line(settings, tmp_path: Path) -> None:
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=1.0, close_inactive=0.2)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 100)
+        await wait_for(lambda: engine.stats()["open_files"] == 0)  # closed: checked by path
+        append(log, lines("a", 50, start=100))
+        shutil.copyfile(log, tmp_path / "in" / "app.log.1")
+        os.truncate(log, 0)
+        append(log, lines("a", 30, start=150))
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 180)
+        await asyncio.sleep(1.5)
+
+    engine, _ = run_engine(s, until)
+    got = out_lines(tmp_path)
+    assert set(got) == set(lines("a", 180).splitlines())  # every line (re-reading the copy is allowed)
+    assert got[:100] == lines("a", 100).splitlines()
+    assert engine.losses.total() == 0

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .batch import Batch
 from .checkpoints import DONE, FileRecord, new_file_id
-from .identity import EMPTY_GUARD, GUARD, Fingerprint, Key, key_of, open_readonly, read_head
+from .identity import EMPTY_GUARD, GUARD, Fingerprint, Key, key_of, open_readonly
 from .reader import Piece, Step, read_step
 
 if TYPE_CHECKING:
@@ -243,10 +243,10 @@ class Tailer:
             self._waiter = None
 
     async def _open(self) -> bool:
-        """Open the file if it is still the file we think it is (same inode, same head)."""
+        """Open the file if it is still the file we think it is (same inode)."""
         await self.engine.open_slot()  # beyond the open-file budget, wait for a descriptor
         try:
-            opened = await self.engine.blocking(_open_checked, self.path, self.key, self.fp)
+            opened = await self.engine.blocking(_open_checked, self.path, self.key)
         finally:
             self.engine.open_done()
         if opened is None:
@@ -260,14 +260,19 @@ class Tailer:
         (renamed: try there) or that it is gone (False). Meanwhile newer files of the same log keep
         waiting for this one: lines of a rotated file still go out before its successor's."""
         engine = self.engine
-        while not await self._open():
-            if engine.settings.once or self.orphaned or engine.stopping:
-                return False
-            log.info("%s changed before it could be opened; looking for it", self.path)
+        if await self._open():
+            return True
+        while not (engine.settings.once or self.orphaned or engine.stopping):
+            path = self.path
+            log.info("%s changed before it could be opened; looking for it", path)
             await self._until(engine.discovery.fresh_scan())
             if self.orphaned or engine.stopping:
-                return False
-        return True
+                break
+            if await self._open():
+                return True
+            if self.path == path:
+                break  # found where it was and still not ours to open (unreadable, replaced again)
+        return False
 
     async def _read(self, final: bool = False) -> Step:
         """Read what follows our position (or take what the poller read for us). Memory for it comes
@@ -423,14 +428,16 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _open_checked(path: str, key: Key, fp: Fingerprint) -> int | None:
-    """Open ``path`` if it is still the file ``key`` starting with ``fp``; runs on a worker thread."""
+def _open_checked(path: str, key: Key) -> int | None:
+    """Open ``path`` if it is still the file ``key``; runs on a worker thread. Whether its bytes are
+    still those we read (not truncated, rewritten, or a reused inode) is for the next read to find:
+    it checks the guard before our offset and the head, and restarts the file if they changed."""
     try:
         fd = open_readonly(path)
     except OSError:
         return None
     try:
-        if key_of(os.fstat(fd)) == key and fp.matches(read_head(fd)):
+        if key_of(os.fstat(fd)) == key:
             return fd
     except OSError:
         pass
