@@ -6,6 +6,8 @@ directory, warms the page cache with one untimed `cat`, then runs every contende
 files, --repeats times, interleaved:
 
   cat                      `cat f1..fN > out`: the floor
+  Python read+write loop   a bare Python loop (read 1 MiB, cut at the last newline, count lines,
+                           write): the least any Python shipper does, with no engine around it
   logferry                 `logferry run DIR/*.log --once --sink file:OUT --state-dir FRESH`
   logferry --format json   the same, writing one JSON record per line
   seed-style Python        `anchors.py seed` (follow mode) from ../shared/bench/anchors.py,
@@ -360,6 +362,35 @@ def cat_contender(workload: Workload, timeout: float) -> Contender:
     return Contender("cat", workload, lambda run: spawn(["cat", *paths], run, stdout=run.out), timeout)
 
 
+PYTHON_FLOOR = "Python read+write loop"
+# What any Python shipper must at least do to ship complete lines and count them: a bare loop with
+# no engine (no asyncio, no threads, no checkpoints), 1 MiB reads into one reused buffer. cat may
+# use copy_file_range (one copy in the kernel); a shipper reads the bytes to find the lines (two).
+_FLOOR_SCRIPT = """
+import os, sys
+out = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+buf = bytearray(1 << 20)
+view = memoryview(buf)
+lines = 0
+for path in sys.argv[2:]:
+    fd, pos = os.open(path, os.O_RDONLY), 0
+    while n := os.preadv(fd, [view], pos):
+        end = buf.rfind(b"\\n", 0, n) + 1
+        if not end:  # no complete line in a full buffer: not in this workload
+            break
+        lines += buf.count(b"\\n", 0, end)
+        os.writev(out, [view[:end]])
+        pos += end
+    os.close(fd)
+"""
+
+
+def python_floor_contender(workload: Workload, timeout: float) -> Contender:
+    paths = [str(p) for p in workload.paths]
+    return Contender(PYTHON_FLOOR, workload,
+                     lambda run: spawn([sys.executable, "-c", _FLOOR_SCRIPT, str(run.out), *paths], run), timeout)
+
+
 def logferry_contender(command: list[str], workload: Workload, fmt: str, timeout: float) -> Contender:
     name = "logferry" if fmt == "raw" else f"logferry --format {fmt}"
     extra = [] if fmt == "raw" else ["--format", fmt]
@@ -527,6 +558,13 @@ def notes(args: argparse.Namespace, main: Workload, seed: Workload | None, summa
         out.append(f"† The seed ran on the first {seed.lines:,} lines of each file only "
                    f"({seed.describe()}): "
                    "at ~1 MB/s the full workload takes minutes, so compare its MB/s, not its wall time.")
+    by_name = {s.contender: s for s in summaries}
+    floor, raw = by_name.get(PYTHON_FLOOR), by_name.get("logferry")
+    if floor and raw and floor.mb_s:
+        out.append(f"logferry reaches {raw.mb_s / floor.mb_s:.2f} × the bare Python loop's bandwidth "
+                   f"({raw.mb_s:,.0f} vs {floor.mb_s:,.0f} MB/s; the difference: logferry's start-up and "
+                   "engine). Between the loop and cat: the interpreter's start and a second copy of every "
+                   "byte (cat can use copy_file_range; a shipper must read the bytes to find the lines).")
     for s in summaries:
         if s.contender == "logferry --format json":
             verdict = "met" if s.lines_s >= JSON_TARGET_LINES_S else "NOT met"
@@ -584,6 +622,7 @@ def build_contenders(args: argparse.Namespace, root: Path,
     """The contenders to run, the seed's workload (None when skipped), and notes on skipped ones."""
     command = shlex.split(args.logferry)
     contenders = [cat_contender(main, args.timeout),
+                  python_floor_contender(main, args.timeout),
                   logferry_contender(command, main, "raw", args.timeout),
                   logferry_contender(command, main, "json", args.timeout)]
     if not ANCHORS.exists():

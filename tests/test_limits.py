@@ -229,18 +229,20 @@ def test_with_many_files_and_a_stalled_sink_only_the_budget_is_read(settings, tm
         (tmp_path / "in" / f"{i:03}.log").write_bytes(lines(f"f{i}", 2_000))  # about 20 KB each
     sink = StalledSink()
 
-    async def until(engine) -> tuple[int, int]:
+    async def until(engine) -> tuple[int, int, int, int]:
         await wait_for(lambda: engine.stats()["files"] == 60)
         await asyncio.sleep(0.5)
         tailers = list(engine._tailers)
         held = engine.pipeline.inflight_bytes + sum(t.reserved for t in tailers)
-        return held, sum(1 for t in tailers if t.pos > 0)
+        tasks = sum(1 for task in asyncio.all_tasks() if task.get_name().startswith("tail "))
+        return held, sum(1 for t in tailers if t.pos > 0), tasks
 
-    _, (held, read) = run_engine(s, until, sinks=[sink])
+    _, (held, read, tasks) = run_engine(s, until, sinks=[sink])
     # Readers reserve budget before they read: data in memory stays within it (one read over at
     # most), and files beyond it are not read at all until the sink takes something.
     assert held <= (64 << 10) + (1 << 20) + 64
     assert read <= 8  # of 60
+    assert tasks <= 8  # the files that wait for the budget wait without a task (memory per file)
 
 
 def _ship_once(settings, paths: list[Path], tmp_path: Path) -> None:
@@ -277,6 +279,8 @@ def test_files_quiet_for_close_inactive_start_unopened_and_follow_renames(settin
     os.utime(old, (an_hour_ago, an_hour_ago))
 
     async def until(engine) -> int:
+        await wait_for(lambda: engine.stats()["open_files"] >= 1)  # fresh.log (its tailer opens it now)
+        await asyncio.sleep(0.2)
         opened_at_start = engine.stats()["open_files"]
         os.rename(old, tmp_path / "in" / "old-renamed.log")  # still matched: the same file, followed
         await asyncio.sleep(0.3)

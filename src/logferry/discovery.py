@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key
 from .listing import Found, expand, guards, inspect, tails
-from .tailer import Tailer
+from .tailer import HEAD_KEPT, Tailer
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -318,7 +318,10 @@ class Discovery:
         if len(f.head) >= FP_MAX:
             return False
         members = self.families.get(lineage, ())
-        return any(len(m.head) > len(f.head) and m.head.startswith(f.head) for m in members if not m.done)
+        # Followed files keep only their first HEAD_KEPT bytes: a longer partial copy is compared on
+        # those (at worst a file is held back for rotate_wait that need not have been).
+        start = f.head[:HEAD_KEPT]
+        return any(m.fp.length > len(f.head) and m.head.startswith(start) for m in members if not m.done)
 
     def _drop_pending(self, key: Key) -> None:
         entry = self.pending.pop(key, None)
@@ -329,7 +332,9 @@ class Discovery:
         """Saved records with the same inode and head (to be confirmed by their guard)."""
         matches = []
         async for f in _sliced(files):
-            records = sorted(self.known.get(f.key, ()), key=lambda r: r.seen, reverse=True)
+            records = self.known.get(f.key, ())
+            if len(records) > 1:
+                records = sorted(records, key=lambda r: r.seen, reverse=True)
             for record in records:  # a record declared gone may be found again: same inode, head, guard
                 if record.fp.matches(f.head) and f.size >= record.offset:
                     matches.append((f, record))

@@ -199,7 +199,7 @@ class Engine:
 
     def start_tailer(self, tailer: Tailer) -> None:
         self._tailers[tailer] = None
-        if not tailer.go_dormant():
+        if not (tailer.go_dormant() or tailer.park_before_start()):
             self.run_tailer(tailer)
         self._no_tailers.clear()
         self._paths_stale = True
@@ -210,6 +210,10 @@ class Engine:
         """Give ``tailer`` its task (now, or when it wakes from dormancy)."""
         assert self._tasks is not None
         self._tailers[tailer] = self._tasks.create_task(tailer.run(), name=f"tail {tailer.path}")
+
+    def tailer_parked(self, tailer: Tailer) -> None:
+        """``tailer``'s task ends while it waits for the budget (see Pipeline.park)."""
+        self._tailers[tailer] = None
 
     def tailer_done(self, tailer: Tailer) -> None:
         self._tailers.pop(tailer, None)
@@ -383,6 +387,9 @@ class Engine:
         for task in [*tasks, *services] + ([] if drained else consumers):
             task.cancel()
         await asyncio.gather(*consumers, *services, *tasks, return_exceptions=True)
+        for tailer, task in self._tailers.items():
+            if task is None:
+                tailer.release_taskless()
 
     def _tailer_tasks(self) -> list[asyncio.Task[None]]:
         return [task for task in self._tailers.values() if task is not None]

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .identity import EMPTY_GUARD, Key, guard_at, key_of, open_readonly, read_head
+from .identity import EMPTY_GUARD, Key, guard_at, guard_of, key_of, open_readonly, read_head
 
 
 @dataclass(slots=True)
@@ -89,8 +89,11 @@ def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
         try:
             st = os.fstat(fd)
             if key_of(st) == f.key:
-                f.head, f.size, f.mtime = read_head(fd), st.st_size, st.st_mtime
-                f.guards = {offset: guard_at(fd, offset) for offset in offsets.get(f.key, ())}
+                head = read_head(fd)
+                f.head, f.size, f.mtime = head, st.st_size, st.st_mtime
+                # Small offsets lie within the head just read: no second read for their guard.
+                f.guards = {offset: guard_of(head, offset) if offset <= len(head) else guard_at(fd, offset)
+                            for offset in offsets.get(f.key, ())}
                 out.append(f)
         except OSError as exc:
             unreadable.append((f.path, exc.strerror or str(exc)))

@@ -73,7 +73,7 @@ class Pipeline:
         self._inflight_bytes = 0
         self._reserved = 0  # by readers, for the reads they are doing
         self._outstanding = 0
-        self._space_waiters: deque[asyncio.Future[None]] = deque()
+        self._space_waiters: deque[asyncio.Future[None] | Callable[[], None]] = deque()  # see park()
         self._idle: asyncio.Event = asyncio.Event()
         self._idle.set()
         self._started: list[Sink] = []
@@ -134,6 +134,15 @@ class Pipeline:
         if self.room():
             self._wake_space_waiter()  # room for the next one too
 
+    def park(self, size: int, resume: Callable[[], None]) -> bool:
+        """If ``size`` bytes cannot be reserved now, queue ``resume`` among the waiters and return True:
+        it is called (on the loop) when the budget may have room, instead of a waiting task. With
+        thousands of files and a stalled sink, the files that wait hold no task, only a callback."""
+        if not self._must_wait(size):
+            return False
+        self._space_waiters.append(resume)
+        return True
+
     def reserve_now(self, size: int) -> None:
         self._reserved += size
 
@@ -168,9 +177,12 @@ class Pipeline:
             stats.backlog_bytes += size
         return used
 
+    def _must_wait(self, size: int) -> bool:
+        return bool(self._inflight_bytes or self._reserved) and (
+            self._inflight_bytes + self._reserved + size > self.max_inflight)
+
     async def _wait_for(self, size: int) -> None:
-        while (self._inflight_bytes or self._reserved) and (
-                self._inflight_bytes + self._reserved + size > self.max_inflight):
+        while self._must_wait(size):
             waiter = asyncio.get_running_loop().create_future()
             self._space_waiters.append(waiter)
             await waiter
@@ -178,6 +190,9 @@ class Pipeline:
     def _wake_space_waiter(self) -> None:
         while self._space_waiters:
             waiter = self._space_waiters.popleft()
+            if not isinstance(waiter, asyncio.Future):
+                waiter()  # a parked reader
+                return
             if not waiter.done():
                 waiter.set_result(None)
                 return

@@ -27,13 +27,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("logferry.tailer")
 SMALL_READ = 64 << 10  # the least a read reserves of the in-flight budget
+HEAD_KEPT = 64  # first bytes kept per file (of up to FP_MAX read): 10,000 files would keep 10 MB
 
 
 class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
     __slots__ = (  # thousands of them: no __dict__ each
-        "__weakref__", "_dormant", "_drained", "_is_drained", "_polled", "_saved_fp_length", "_unopened", "_waiter",
+        "__weakref__", "_dormant", "_drained", "_is_drained", "_parked", "_polled", "_saved_fp_length", "_unopened", "_waiter",
         "_woken", "after", "deleted", "discarding", "done", "engine", "fd", "fp", "guard", "head", "idle", "key",
         "last_growth", "mtime", "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
         "superseded",
@@ -63,6 +64,7 @@ class Tailer:
         self.read_bytes = 0  # queued for the sinks since the run started, all generations
         self._unopened = False  # starts asleep at its end, its file not opened until it grows
         self._dormant = False  # asleep without a task of its own until woken
+        self._parked = False  # waiting for room in the in-flight budget without a task (see _read)
 
     def start_unopened(self) -> None:
         """The scan saw nothing to read after our offset: sleep until the file grows, without opening it
@@ -80,7 +82,7 @@ class Tailer:
         self.guard = record.guard
         self.fp = record.fp
         self.size = record.size
-        self.head = head  # the first bytes (up to FP_MAX): a copy still being written starts with them
+        self.head = head[:HEAD_KEPT]  # a copy still being written starts with them (see Discovery._partial_copy)
         self.shipped = record.offset > 0  # has this generation shipped anything?
         self.discarding = False  # inside a long line whose rest is dropped by policy
         self._saved_fp_length = record.fp.length  # the fingerprint the store holds for this record
@@ -175,7 +177,7 @@ class Tailer:
             if not await self._wait_for_older():
                 return
             at_end = self._unopened
-            if not at_end and not await self._reopen():
+            if not at_end and self.fd is None and not await self._reopen():
                 return  # its record is remembered: resumed wherever a scan finds the file again
             while not engine.stopping:
                 if at_end:
@@ -190,16 +192,47 @@ class Tailer:
                 if not await self._idle():
                     await self._finish()
                     return
+        except _Parked:
+            return  # the task ends; the budget starts another when it has room (see _resume)
         except OSError as exc:  # an I/O error on this file must not stop the others
             log.error("stopped following %s: %s", self.path, exc.strerror or exc)
         finally:
-            self._drop_polled()
-            self._release()
-            self._close()
-            self.done = True
-            self._set_drained()
-            engine.poller.cancel(self)
-            engine.tailer_done(self)
+            if not self._parked:
+                self._end()
+
+    def park_before_start(self) -> bool:
+        """Wait for room in the in-flight budget without a task, and before opening the file, when
+        the budget is full at start (thousands of files and a stalled sink)."""
+        if self.after or self.superseded or not self.engine.pipeline.park(self._need(), self._resume):
+            return False
+        self._parked = True
+        return True
+
+    def _need(self) -> int:
+        """What the next read reserves: what the file held at the last look (at least a little more).
+        Small files reserve little, so thousands of them do not queue behind a megabyte each."""
+        policy, pipeline = self.engine.policy, self.engine.pipeline
+        return GUARD + min(policy.chunk, pipeline.max_inflight, max(self.size - self.pos, SMALL_READ))
+
+    def _resume(self) -> None:
+        """The budget may have room: read on, in a new task (a parked tailer holds no task)."""
+        if self._parked and not self.engine.stopping:
+            self._parked = False
+            self.engine.run_tailer(self)
+
+    def _end(self) -> None:
+        """Give everything back; the engine and discovery forget this tailer."""
+        self._drop_polled()
+        self._release()
+        self._close()
+        self.done = True
+        self._set_drained()
+        self.engine.poller.cancel(self)
+        self.engine.tailer_done(self)
+
+    def release_taskless(self) -> None:
+        """At shutdown, for a tailer without a task (dormant or parked): close its file."""
+        self._close()
 
     async def _read_to_end(self) -> bool:
         """Read and ship until the end of the file as of the last read. False when stopping."""
@@ -284,9 +317,11 @@ class Tailer:
             if self.fd is None and not await self._reopen():  # before reserving: a descriptor may take a while
                 return Step(size=self.size, nlink=0 if self.deleted else 1)
             pipeline, policy = self.engine.pipeline, self.engine.policy
-            # What the file held at the last look (at least a little more): small files reserve little,
-            # so thousands of them do not queue behind a megabyte each.
-            need = GUARD + min(policy.chunk, pipeline.max_inflight, max(self.size - self.pos, SMALL_READ))
+            need = self._need()
+            if not self.reserved and not final and pipeline.park(need, self._resume):
+                self._parked = True
+                self.engine.tailer_parked(self)
+                raise _Parked
             if self.reserved < need:
                 await pipeline.reserve(need - self.reserved)
                 self.reserved = need
@@ -299,7 +334,7 @@ class Tailer:
         if step.head is not None and not step.truncated:
             if self.fp.matches(step.head):
                 self.fp = self.record.fp = Fingerprint.of(step.head)
-                self.head = step.head
+                self.head = step.head[:HEAD_KEPT]
             else:
                 step.truncated = True  # its first bytes changed: rewritten in place
         if not step.truncated:  # keep the size seen before a truncation: it measures what was lost
@@ -421,6 +456,10 @@ class Tailer:
             os.close(self.fd)
             self.fd = None
             self.engine.file_closed(self)
+
+
+class _Parked(Exception):  # noqa: N818 - not an error: unwinds run() to park the tailer
+    """Raised in :meth:`Tailer._read` to end the task while the budget is full."""
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
