@@ -73,7 +73,8 @@ class Pipeline:
         self._inflight_bytes = 0
         self._reserved = 0  # by readers, for the reads they are doing
         self._outstanding = 0
-        self._space_waiters: deque[asyncio.Future[None] | Callable[[], None]] = deque()  # see park()
+        # Tasks waiting for room, and parked readers (size, resume): see park().
+        self._space_waiters: deque[asyncio.Future[None] | tuple[int, Callable[[int], None]]] = deque()
         self._idle: asyncio.Event = asyncio.Event()
         self._idle.set()
         self._started: list[Sink] = []
@@ -134,23 +135,24 @@ class Pipeline:
         if self.room():
             self._wake_space_waiter()  # room for the next one too
 
-    def park(self, size: int, resume: Callable[[], None]) -> bool:
+    def park(self, size: int, resume: Callable[[int], None]) -> bool:
         """If ``size`` bytes cannot be reserved now, queue ``resume`` among the waiters and return True:
-        it is called (on the loop) when the budget may have room, instead of a waiting task. With
-        thousands of files and a stalled sink, the files that wait hold no task, only a callback."""
+        once there is room, the bytes are reserved for it and ``resume(size)`` is called (on the
+        loop). With thousands of files and a stalled sink, the files that wait hold no task."""
         if not self._must_wait(size):
             return False
-        self._space_waiters.append(resume)
+        self._space_waiters.append((size, resume))
         return True
 
     def reserve_now(self, size: int) -> None:
         self._reserved += size
 
-    def unreserve(self, size: int) -> None:
-        """Give back what a read did not use."""
+    def unreserve(self, size: int, wake: bool = True) -> None:
+        """Give back what a read did not use (``wake``: let a waiter have it)."""
         if size:
             self._reserved -= size
-            self._wake_space_waiter()
+            if wake:
+                self._wake_space_waiter()
 
     async def submit(self, record: FileRecord, batch: Batch, guard: bytes, lease: Lease | None = None,
                      reserved: int = 0) -> int:
@@ -188,14 +190,22 @@ class Pipeline:
             await waiter
 
     def _wake_space_waiter(self) -> None:
+        """Wake the first waiting task (it looks again, and waits again if the room is too small);
+        parked readers in front of it get their bytes reserved and resume, as many as fit."""
         while self._space_waiters:
-            waiter = self._space_waiters.popleft()
-            if not isinstance(waiter, asyncio.Future):
-                waiter()  # a parked reader
+            waiter = self._space_waiters[0]
+            if isinstance(waiter, asyncio.Future):
+                self._space_waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+                continue
+            size, resume = waiter
+            if self._must_wait(size):
                 return
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+            self._space_waiters.popleft()
+            self._reserved += size
+            resume(size)
 
     async def drain(self) -> None:
         """Return once every submitted batch has been acknowledged by every sink."""

@@ -214,11 +214,14 @@ class Tailer:
         policy, pipeline = self.engine.policy, self.engine.pipeline
         return GUARD + min(policy.chunk, pipeline.max_inflight, max(self.size - self.pos, SMALL_READ))
 
-    def _resume(self) -> None:
-        """The budget may have room: read on, in a new task (a parked tailer holds no task)."""
-        if self._parked and not self.engine.stopping:
-            self._parked = False
-            self.engine.run_tailer(self)
+    def _resume(self, reserved: int) -> None:
+        """The budget reserved ``reserved`` bytes for us: read on, in a new task."""
+        if self.engine.stopping:  # given back quietly: waking the next parked reader would do the same
+            self.engine.pipeline.unreserve(reserved, wake=False)
+            return
+        self.reserved += reserved
+        self._parked = False
+        self.engine.run_tailer(self)
 
     def _end(self) -> None:
         """Give everything back; the engine and discovery forget this tailer."""
