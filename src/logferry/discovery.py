@@ -399,7 +399,7 @@ class Discovery:
             fresh.append(record)
             starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
         await engine.persist(fresh)
-        crowded = engine.crowded(len(starts))
+        crowded = engine.descriptors.crowded(len(starts))
         inactive = time.time() - settings.close_inactive
         for f, tailer in starts:
             if f.size == tailer.pos and (crowded or f.mtime <= inactive):

@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .checkpoints import CheckpointStore, FileRecord
+from .descriptors import Descriptors
 from .discovery import Discovery
 from .errors import ConfigError, LogferryError
 from .losses import Losses
@@ -81,11 +80,7 @@ class Engine:
         self._commit_soon = asyncio.Event()
         self._tailers: dict[Tailer, asyncio.Task[None] | None] = {}  # None: dormant (see Tailer.go_dormant)
         self._no_tailers = asyncio.Event()  # every followed file is done (what --once waits for)
-        self._open_files: OrderedDict[Tailer, None] = OrderedDict()
-        self._idle_open: OrderedDict[Tailer, None] = OrderedDict()  # asleep with a descriptor, oldest first
-        self._opening = 0  # descriptors being opened
-        self._slot_waiters: deque[asyncio.Future[None]] = deque()
-        self.max_open_files = settings.max_open_files or 0  # 0: from the process's limit, at run()
+        self.descriptors = Descriptors(settings.max_open_files or 0)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self.ready = asyncio.Event()  # set by discovery after the first scan
@@ -100,7 +95,7 @@ class Engine:
     async def run(self) -> None:
         """Run until :meth:`stop` (or, with ``once``, until every file is read), then flush and save."""
         self.started_at = time.monotonic()
-        self.max_open_files = self.max_open_files or _open_file_budget()
+        self.descriptors.start()
         with quick_gil_handoff():
             await self._run()
 
@@ -172,7 +167,7 @@ class Engine:
         metrics, tailers = self.metrics, list(self._tailers)
         return {
             "files": len(tailers),
-            "open_files": len(self._open_files),
+            "open_files": self.descriptors.count,
             "uptime": time.monotonic() - self.started_at if self.started_at else 0.0,
             "inflight_bytes": self.pipeline.inflight_bytes,
             "sinks": {s.describe(): dict(vars(st)) for s, st in zip(self.sinks, self.pipeline.stats)},
@@ -243,71 +238,12 @@ class Engine:
         if self._unsaved_bytes >= self.settings.max_inflight_bytes:
             self._commit_soon.set()  # bound re-deliveries after a crash by bytes, not only by time
 
-    # Open descriptors, least recently active first: beyond the budget, idle files give theirs back.
-
-    async def open_slot(self) -> None:
-        """Wait until one more descriptor fits in the budget; idle files give theirs back first."""
-        while len(self._open_files) + self._opening >= self.max_open_files:
-            self.enforce_open_file_budget(room=1)
-            if len(self._open_files) + self._opening < self.max_open_files:
-                break
-            waiter = asyncio.get_running_loop().create_future()
-            self._slot_waiters.append(waiter)
-            await waiter
-        self._opening += 1
-
-    def crowded(self, more: int) -> bool:
-        """Would ``more`` files more than fit in the open-file budget?"""
-        return len(self._open_files) + self._opening + more > self.max_open_files
-
-    def open_done(self) -> None:
-        self._opening -= 1
-        self._wake_slot_waiter()
-
-    def file_opened(self, tailer: Tailer) -> None:
-        self._open_files[tailer] = None
-        self.enforce_open_file_budget()
-
-    def enforce_open_file_budget(self, room: int = 0) -> None:
-        """Over the budget, idle files close (least recently active first) until it holds."""
-        over = len(self._open_files) + self._opening + max(room, len(self._slot_waiters)) - self.max_open_files
-        if over <= 0:
-            return
-        # Only idle files are looked at (not every open one): with many more files than descriptors
-        # this runs for every file that waits for one.
-        for other in list(self._idle_open):
-            if other.orphaned or other.deleted:  # gone files cannot be reopened
-                continue
-            other.close_idle()
-            if other.fd is None:
-                over -= 1
-                if over == 0:
-                    return
-
-    def file_idle(self, tailer: Tailer, idle: bool) -> None:
-        """A tailer fell asleep at the end of its open file (a candidate to close), or woke."""
-        if idle and tailer.fd is not None:
-            self._idle_open[tailer] = None
-        else:
-            self._idle_open.pop(tailer, None)
-
     def file_active(self, tailer: Tailer) -> None:
-        if tailer in self._open_files:
-            self._open_files.move_to_end(tailer)
+        """``tailer`` read something: the last to give its descriptor back; counts towards its
+        directory's growth rate."""
+        self.descriptors.active(tailer)
         if self.hints is not None:
             self.hints.grew(tailer.path)
-
-    def file_closed(self, tailer: Tailer) -> None:
-        self._open_files.pop(tailer, None)
-        self._idle_open.pop(tailer, None)
-        self._wake_slot_waiter()
-
-    def _wake_slot_waiter(self) -> None:
-        while self._slot_waiters:
-            waiter = self._slot_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
 
     def record_changed(self, record: FileRecord) -> None:
         """An offset moved (acknowledged) or a state changed: save it at the next commit."""
@@ -456,21 +392,3 @@ class Engine:
             for record in records:
                 self._dirty.setdefault(id(record), record)
             log.error("could not save checkpoints (%s: %s); retrying at the next commit", type(exc).__name__, exc)
-
-
-def _open_file_budget() -> int:
-    """Files we may hold open: the process's limit (raised to its hard limit) minus room for the rest."""
-    _raise_open_file_limit()
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return 1 << 20 if soft == resource.RLIM_INFINITY else max(16, soft - 128)
-
-
-def _raise_open_file_limit() -> None:
-    """Many followed files need many descriptors: use the hard limit the process is allowed."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-

@@ -280,15 +280,15 @@ class Tailer:
 
     async def _open(self) -> bool:
         """Open the file if it is still the file we think it is (same inode)."""
-        await self.engine.open_slot()  # beyond the open-file budget, wait for a descriptor
+        await self.engine.descriptors.slot()  # beyond the open-file budget, wait for a descriptor
         try:
             opened = await self.engine.blocking(_open_checked, self.path, self.key)
         finally:
-            self.engine.open_done()
+            self.engine.descriptors.opening_done()
         if opened is None:
             return False
         self.fd = opened
-        self.engine.file_opened(self)
+        self.engine.descriptors.opened(self)
         return True
 
     async def _reopen(self) -> bool:
@@ -382,13 +382,13 @@ class Tailer:
         limit = settings.rotate_wait if gone else settings.close_inactive if self.fd is not None else None
         self.engine.poller.schedule(self)
         self.idle = True
-        self.engine.file_idle(self, True)
-        self.engine.enforce_open_file_budget()
+        self.engine.descriptors.idle(self, True)
+        self.engine.descriptors.enforce()
         try:
             await self._sleep(None if limit is None else limit - quiet_for)
         finally:
             self.idle = False
-            self.engine.file_idle(self, False)
+            self.engine.descriptors.idle(self, False)
         return True
 
     async def _sleep(self, timeout: float | None) -> None:
@@ -458,7 +458,7 @@ class Tailer:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-            self.engine.file_closed(self)
+            self.engine.descriptors.closed(self)
 
 
 class _Parked(Exception):  # noqa: N818 - not an error: unwinds run() to park the tailer
