@@ -50,6 +50,8 @@ def test_metrics_are_served_while_following_and_the_counters_move_as_lines_are_a
         first = scrape(port)
         append(a, lines("a", 400, start=100))
         wait_until(lambda: shipped(510))
+        lag_count = "logferry_event_loop_lag_seconds_count"
+        wait_until(lambda: scrape(port)[lag_count] > first[lag_count])  # the probe wakes every LAG_INTERVAL
         second = scrape(port)
     finally:
         code, err = daemon.stop()

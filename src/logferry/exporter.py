@@ -19,6 +19,7 @@ from typing import Any
 
 from .configview import mask_url
 from .errors import ConfigError, LogferryError
+from .metrics import LAG_INTERVAL
 
 REFRESH = 1.0
 MAX_FILE_SERIES = 100
@@ -77,7 +78,7 @@ class EngineCollector:
             yield GaugeMetricFamily(name, doc, value=stats[key])
         lag = stats["loop_lag"]
         yield HistogramMetricFamily(
-            "logferry_event_loop_lag_seconds", "How late the event loop woke a 0.1 s timer.",
+            "logferry_event_loop_lag_seconds", f"How late the event loop woke a {LAG_INTERVAL} s timer.",
             buckets=[("+Inf" if math.isinf(bound) else repr(bound), count) for bound, count in lag["buckets"]],
             sum_value=lag["sum"])
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-LAG_INTERVAL = 0.1  # seconds the probe sleeps; how late it wakes is the loop's lag
+LAG_INTERVAL = 0.25  # seconds the probe sleeps; how late it wakes is the loop's lag (waking costs CPU)
 LAG_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf)
 
 
