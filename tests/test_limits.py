@@ -291,3 +291,19 @@ def test_files_quiet_for_close_inactive_start_unopened_and_follow_renames(settin
     _, opened_at_start = run_engine(settings(close_inactive=60), until)
     assert opened_at_start == 1  # fresh.log; old.log, quiet for an hour, is opened once it grows
     assert out_lines(tmp_path) == [b"first 0", b"first 1", b"after the rename"]
+
+
+def test_a_file_started_unopened_that_grows_past_the_budget_is_read_to_its_end(settings, tmp_path: Path) -> None:
+    paths = [tmp_path / "in" / f"{i:03}.log" for i in range(20)]
+    _ship_once(settings, paths, tmp_path)
+    grown = paths[::6]
+
+    async def until(engine) -> int:
+        for p in grown:  # 330 KB each, five times the budget: the reader parks and resumes
+            append(p, lines(p.stem, 30_000))
+        await wait_for(lambda: len(out_lines(tmp_path)) == 20 + 30_000 * len(grown))
+        await wait_for(lambda: engine.pipeline.room() == 64 << 10)  # no reservation left behind
+        return engine.stats()["files"]
+
+    _, followed = run_engine(settings(max_open_files=5, max_inflight_bytes=64 << 10), until)
+    assert followed == 20

@@ -176,7 +176,7 @@ class Tailer:
         try:
             if not await self._wait_for_older():
                 return
-            at_end = self._unopened
+            at_end, self._unopened = self._unopened, False  # run() starts again after parking
             if not at_end and self.fd is None and not await self._reopen():
                 return  # its record is remembered: resumed wherever a scan finds the file again
             while not engine.stopping:
@@ -280,15 +280,20 @@ class Tailer:
 
     async def _open(self) -> bool:
         """Open the file if it is still the file we think it is (same inode)."""
-        await self.engine.descriptors.slot()  # beyond the open-file budget, wait for a descriptor
+        descriptors = self.engine.descriptors
+        if self.reserved and descriptors.crowded(1):
+            # Never wait for a descriptor while holding in-flight budget (a parked reader was woken
+            # with bytes reserved): the readers holding descriptors may be waiting for that budget.
+            self._release()
+        await descriptors.slot()  # beyond the open-file budget, wait for a descriptor
         try:
             opened = await self.engine.blocking(_open_checked, self.path, self.key)
         finally:
-            self.engine.descriptors.opening_done()
+            descriptors.opening_done()
         if opened is None:
             return False
         self.fd = opened
-        self.engine.descriptors.opened(self)
+        descriptors.opened(self)
         return True
 
     async def _reopen(self) -> bool:
