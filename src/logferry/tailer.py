@@ -34,8 +34,8 @@ class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
 
     __slots__ = (  # thousands of them: no __dict__ each
-        "__weakref__", "_dormant", "_drained", "_is_drained", "_parked", "_polled", "_saved_fp_length", "_unopened", "_waiter",
-        "_woken", "after", "deleted", "discarding", "done", "engine", "fd", "fp", "guard", "head", "idle", "key",
+        "__weakref__", "_dormant", "_drained", "_is_drained", "_parked", "_polled", "_saved_fp_length", "_unopened",
+        "_waiter", "_woken", "after", "deleted", "discarding", "done", "engine", "fd", "fp", "guard", "head", "idle", "key",
         "last_growth", "mtime", "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
         "superseded",
     )
