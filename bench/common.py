@@ -117,6 +117,24 @@ def logferry_tool(command: list[str], name: str, extra: Sequence[str] = (),
     return Tool(name, launch, "logferry", shown)
 
 
+def follow_tools(args: Any, baselines: Sequence[str], extra: Sequence[str] = ()) -> tuple[list[Tool], list[str]]:
+    """``--contenders``: logferry, logferry-nowatch (both with ``extra``) and the named baselines."""
+    command = logferry_command(args.logferry)
+    tools, skipped = [], []
+    for name in (w.strip() for w in args.contenders.split(",") if w.strip()):
+        if name == "logferry":
+            tools.append(logferry_tool(command, "logferry", extra))
+        elif name == "logferry-nowatch":
+            tools.append(logferry_tool(command, "logferry --no-watch", [*extra, "--no-watch"]))
+        elif name in baselines:
+            found, notes = baseline_tools([name])
+            tools += found
+            skipped += notes
+        else:
+            sys.exit(f"unknown contender {name!r}")
+    return tools, skipped
+
+
 def popen(argv: list[str], p: Any, stdout: Path | None = None) -> subprocess.Popen:
     """Start ``argv`` in its own session and process group, stderr to the run's log."""
     p.state.mkdir(parents=True, exist_ok=True)

@@ -76,22 +76,8 @@ def poll_interval(args: Any) -> float | None:
 
 
 def build_tools(args: Any) -> tuple[list[c.Tool], list[str]]:
-    wanted = [w.strip() for w in args.contenders.split(",") if w.strip()]
-    command = c.logferry_command(args.logferry)
     extra = ["--poll-interval", args.poll_interval] if args.poll_interval else []
-    tools, skipped = [], []
-    for name in wanted:
-        if name == "logferry":
-            tools.append(c.logferry_tool(command, "logferry", extra))
-        elif name == "logferry-nowatch":
-            tools.append(c.logferry_tool(command, "logferry --no-watch", [*extra, "--no-watch"]))
-        elif name in ("tail", "rsyslog", "fluent-bit", "seed"):
-            found, notes = c.baseline_tools([name])
-            tools += found
-            skipped += notes
-        else:
-            sys.exit(f"unknown contender {name!r}")
-    return tools, skipped
+    return c.follow_tools(args, ("tail", "rsyslog", "fluent-bit", "seed"), extra)
 
 
 def run_live(tool: c.Tool, rep: int, args: Any, root: Path) -> dict[str, Any]:

@@ -71,20 +71,7 @@ def scan_interval() -> float | None:
 
 
 def build_tools(args: Any) -> tuple[list[c.Tool], list[str]]:
-    command = c.logferry_command(args.logferry)
-    tools, skipped = [], []
-    for name in (w.strip() for w in args.contenders.split(",") if w.strip()):
-        if name == "logferry":
-            tools.append(c.logferry_tool(command, "logferry"))
-        elif name == "logferry-nowatch":
-            tools.append(c.logferry_tool(command, "logferry --no-watch", ["--no-watch"]))
-        elif name in ("rsyslog", "fluent-bit"):
-            found, notes = c.baseline_tools([name])
-            tools += found
-            skipped += notes
-        else:
-            sys.exit(f"unknown contender {name!r}")
-    return tools, skipped
+    return c.follow_tools(args, ("rsyslog", "fluent-bit"))
 
 
 def run_trials(tool: c.Tool, args: Any, root: Path) -> dict[str, Any]:

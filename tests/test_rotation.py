@@ -19,6 +19,15 @@ def truth(tmp_path: Path, name: str, data: bytes) -> str:
     return str(path)
 
 
+def copytruncate_with_unread_tail(log: Path) -> None:
+    """After lines a-0…a-99: 50 more lines not read yet when logrotate copies the file to
+    ``app.log.1`` and truncates it; then 30 new lines in the truncated file (a-0…a-179 in all)."""
+    append(log, lines("a", 50, start=100))
+    shutil.copyfile(log, log.with_name(log.name + ".1"))
+    os.truncate(log, 0)
+    append(log, lines("a", 30, start=150))
+
+
 def test_rename_rotation_loses_no_line_and_keeps_order(settings, tmp_path: Path) -> None:
     s = settings(str(tmp_path / "in" / "app.log"))
     log = tmp_path / "in" / "app.log"
@@ -63,10 +72,7 @@ def test_copytruncate_loses_no_line_the_copy_holds_the_unread_tail(settings, tmp
 
     async def until(engine) -> None:
         await wait_for(lambda: len(out_lines(tmp_path)) == 100)
-        append(log, lines("a", 50, start=100))  # not read yet when logrotate copies and truncates
-        shutil.copyfile(log, tmp_path / "in" / "app.log.1")
-        os.truncate(log, 0)
-        append(log, lines("a", 30, start=150))
+        copytruncate_with_unread_tail(log)
         await wait_for(lambda: len(out_lines(tmp_path)) >= 180)
         await asyncio.sleep(0.3)
 
@@ -273,10 +279,7 @@ def test_copytruncate_of_a_file_closed_for_inactivity_loses_no_line(settings, tm
     async def until(engine) -> None:
         await wait_for(lambda: len(out_lines(tmp_path)) == 100)
         await wait_for(lambda: engine.stats()["open_files"] == 0)  # closed: checked by path
-        append(log, lines("a", 50, start=100))
-        shutil.copyfile(log, tmp_path / "in" / "app.log.1")
-        os.truncate(log, 0)
-        append(log, lines("a", 30, start=150))
+        copytruncate_with_unread_tail(log)
         await wait_for(lambda: len(out_lines(tmp_path)) >= 180)
         await asyncio.sleep(1.5)
 
