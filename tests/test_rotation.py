@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from conftest import append, lines, out_lines, run_engine, wait_for
+from conftest import append, lines, out_lines, run_engine, shipped_everything, wait_for
 from logferry import Batch, Sink
 from logferry.verify import verify_files
 
@@ -288,3 +288,37 @@ def test_copytruncate_of_a_file_closed_for_inactivity_loses_no_line(settings, tm
     assert set(got) == set(lines("a", 180).splitlines())  # every line (re-reading the copy is allowed)
     assert got[:100] == lines("a", 100).splitlines()
     assert engine.losses.total() == 0
+
+
+def test_a_copy_shorter_than_what_was_read_is_never_shipped_again_however_often_renamed(
+        settings, tmp_path: Path) -> None:
+    """logrotate's race window: lines written after the copy was made are read from the original
+    before its truncation. The copy then holds only lines already shipped: it is never read, not
+    even when later rotations rename it (app.log.1 → app.log.2 → …)."""
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=5.0)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("gen0", 100))
+    expected = lines("gen0", 100)
+
+    def shift() -> None:
+        for n in sorted((int(p.suffix[1:]) for p in log.parent.glob("app.log.*")), reverse=True):
+            os.rename(log.with_name(f"app.log.{n}"), log.with_name(f"app.log.{n + 1}"))
+
+    async def until(engine) -> None:
+        nonlocal expected
+        await wait_for(lambda: len(out_lines(tmp_path)) == 100)
+        for g in range(1, 5):
+            await asyncio.to_thread(shift)
+            shutil.copyfile(log, log.with_name("app.log.1"))
+            await wait_for(lambda: bool(engine.discovery.pending))  # the copy is seen, held back
+            append(log, lines(f"race{g}", 10))  # after the copy, before the truncation: read from the original
+            expected += lines(f"race{g}", 10)
+            await wait_for(lambda: shipped_everything(engine, [log]))
+            os.truncate(log, 0)
+            append(log, lines(f"gen{g}", 100))
+            expected += lines(f"gen{g}", 100)
+            await wait_for(lambda: len(out_lines(tmp_path)) >= len(expected.splitlines()))
+        await asyncio.sleep(0.5)  # time for a wrongly followed copy to be read again
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == expected.splitlines()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key
-from .listing import Found, expand, guards, inspect, tails
+from .listing import Found, copy_guards, expand, guards, inspect, tails
 from .tailer import HEAD_KEPT, Tailer
 
 if TYPE_CHECKING:
@@ -106,6 +106,8 @@ class Discovery:
         self._unsure = False  # this scan met files that moved while it looked at them
         self._unsure_streak = 0
         self._unreadable: set[str] = set()
+        self.compressed: dict[Key, str] = {}  # compressed files the patterns match: left out, by identity
+        self._said_compressed = False
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._want_scan = False
@@ -193,6 +195,8 @@ class Discovery:
         if self.first_scan:
             self.present_at_start = set(found)
         await self._update_followed(found)
+        if self.compressed:  # forget those gone (their inode may be reused by a log), leave out the rest
+            self.compressed = {key: path for key, path in self.compressed.items() if found.pop(key, None) is not None}
         waiting = [found.pop(key) for key in list(self.pending) if key in found]
         for key in set(self.pending) - {f.key for f in waiting}:
             self._drop_pending(key)  # gone, or renamed: a later scan sees it anew
@@ -253,6 +257,7 @@ class Discovery:
         offsets = {f.key: [r.offset for r in known[f.key]] async for f in _sliced(files) if f.key in known}
         files, unreadable = await engine.blocking(inspect, files, offsets)
         self._unsure |= len(files) + len(unreadable) < listed
+        files = self._text_only(files)
         for path, reason in unreadable:
             if path not in self._unreadable:
                 self._unreadable.add(path)
@@ -278,12 +283,34 @@ class Discovery:
     async def _recheck(self, files: list[Found]) -> None:
         """Pending files: still possibly a copy, or now clearly a file of their own?"""
         inspected, _ = await self.engine.blocking(inspect, files)
+        inspected = self._text_only(inspected)
         for key in {f.key for f in files} - {f.key for f in inspected}:
             self._drop_pending(key)
         live, roots = self._live_index(), self._roots()
         ready = [f for f in inspected if not self._keep_pending(f, live, roots)]
         if ready:  # classified like any new file: it may still be a copy of a saved record
             await self._add_new(ready, may_hold=False)
+
+    def _text_only(self, files: list[Found]) -> list[Found]:
+        """Leave compressed files out: their bytes are not lines (a compressed rotation's lines were
+        shipped from the file it was compressed from)."""
+        out = []
+        for f in files:
+            if f.compression is None:
+                out.append(f)
+            else:
+                self.leave_out_compressed(f.path, f.key, f.compression)
+        return out
+
+    def leave_out_compressed(self, path: str, key: Key, kind: str) -> None:
+        """Never follow this file: it is compressed. Said once as a warning, then at info level."""
+        if key in self.compressed:
+            return
+        level = logging.INFO if self._said_compressed else logging.WARNING
+        self._said_compressed = True
+        log.log(level, "%s is %s-compressed: not followed (compressed files are not read; exclude them, e.g. "
+                "exclude = [\"*.gz\"], to silence this)", path, kind)
+        self.compressed[key] = path
 
     def _live_index(self) -> FingerprintIndex[Tailer]:
         return FingerprintIndex((t.fp, t) for t in self.tracked.values() if t.fp.length and not t.done)
@@ -447,19 +474,33 @@ class Discovery:
                 return None
             candidates.sort(key=lambda p: p.found.mtime, reverse=True)
             checks = [(p.found.path, p.found.key, original.pos) for p in candidates]
-            results = await self.engine.blocking(guards, checks)
-            for entry, guard in zip(candidates, results):
-                if guard != original.guard:
+            results = await self.engine.blocking(copy_guards, checks)
+            for entry, end in zip(candidates, results):
+                if end is None:
                     continue
+                at, guard = end
                 f = entry.found
+                if at == original.pos:
+                    if guard != original.guard:
+                        continue
+                    record = original.record  # the copy holds the rest of the original's lines
+                    record.key, record.path = f.key, f.path
+                    log.info("%s holds the rest of %s before its truncation: reading it from offset %d",
+                             f.path, original.path, original.pos)
+                else:
+                    # Shorter than what was read of the original: lines written after the copy were
+                    # read from the original before it was truncated (logrotate's race window). The
+                    # copy holds nothing unread: it is followed from its end, under a record of its
+                    # own (the original's may still move forward as its last batches are acknowledged).
+                    record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), at, guard, at, f.path,
+                                        original.record.lineage, LIVE, time.time())
+                    await self.engine.persist([record])
+                    log.info("%s is a copy of %s made before its last %d bytes were written: nothing in it is "
+                             "unread", f.path, original.path, original.pos - at)
                 self._drop_pending(f.key)
-                record = original.record
-                record.key, record.path = f.key, f.path
                 copy = Tailer(self.engine, record, f.path, f.head, f.mtime)
-                copy.pos, copy.guard = original.pos, original.guard
+                copy.pos, copy.guard = at, guard  # past what is in flight, which the record reaches once acknowledged
                 copy.superseded = True  # a rotated file: drained at its end
-                log.info("%s holds the rest of %s before its truncation: reading it from offset %d",
-                         f.path, original.path, original.pos)
                 self._follow(copy)
                 return copy
         return None

@@ -50,6 +50,27 @@ class Fingerprint:
         return len(head) >= self.length and digest(head[: self.length]) == self.value
 
 
+_MAGIC = (  # the first bytes of compressed files, as logrotate's compress and kubelet leave them
+    (b"\x1f\x8b\x08", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"PK\x03\x04", "zip"),
+)
+MAGIC_MAX = 10  # bytes of head that decide (bzip2: "BZh", a level digit, then the block magic)
+
+
+def compression(head: bytes | memoryview) -> str | None:
+    """The compression format a file starting with ``head`` is in, or None for text."""
+    head = bytes(head[:MAGIC_MAX])
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        return "bzip2"
+    return None
+
+
 def key_of(st: os.stat_result) -> Key:
     return (st.st_dev, st.st_ino)
 

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .identity import EMPTY_GUARD, Key, guard_at, guard_of, key_of, open_readonly, read_head
+from .identity import EMPTY_GUARD, Key, compression, guard_at, guard_of, key_of, open_readonly, read_head
 
 
 @dataclass(slots=True)
@@ -27,6 +27,7 @@ class Found:
     paths: tuple[str, ...] = ()
     head: bytes = b""
     guards: dict[int, bytes | None] = field(default_factory=dict)  # offset → guard there (see inspect)
+    compression: str | None = None  # "gzip", …: a compressed file, never shipped as text (see inspect)
 
 
 def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()
@@ -73,9 +74,9 @@ def _excluded(path: str, excludes: list[str]) -> bool:
 def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
             ) -> tuple[list[Found], list[tuple[str, str]]]:
     """Read the head of each new file, and its guards at ``offsets[key]`` (saved records' offsets:
-    one open per file confirms where to resume). Files renamed or replaced since the scan listed
-    them are left out (the next scan sees them where they are now); unreadable ones are returned as
-    (path, reason)."""
+    one open per file confirms where to resume), and tell compressed files by their first bytes.
+    Files renamed or replaced since the scan listed them are left out (the next scan sees them where
+    they are now); unreadable ones are returned as (path, reason)."""
     offsets = offsets or {}
     out, unreadable = [], []
     for f in files:
@@ -91,6 +92,7 @@ def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
             if key_of(st) == f.key:
                 head = read_head(fd)
                 f.head, f.size, f.mtime = head, st.st_size, st.st_mtime
+                f.compression = compression(head)
                 # Small offsets lie within the head just read: no second read for their guard.
                 f.guards = {offset: guard_of(head, offset) if offset <= len(head) else guard_at(fd, offset)
                             for offset in offsets.get(f.key, ())}
@@ -113,6 +115,30 @@ def guards(checks: list[tuple[str, Key, int]]) -> list[bytes | None]:
             continue
         try:
             out.append(guard_at(fd, offset) if key_of(os.fstat(fd)) == key else None)
+        except OSError:
+            out.append(None)
+        finally:
+            os.close(fd)
+    return out
+
+
+def copy_guards(checks: list[tuple[str, Key, int]]) -> list[tuple[int, bytes] | None]:
+    """For each (path, key, offset): the guard at ``offset``, or at the file's end when the file is
+    shorter, with that position; None when unreadable or replaced. A copytruncate copy is shorter
+    than what was read of its original when lines written after the copy were read from the
+    original before its truncation (logrotate's race window)."""
+    out: list[tuple[int, bytes] | None] = []
+    for path, key, offset in checks:
+        try:
+            fd = open_readonly(path)
+        except OSError:
+            out.append(None)
+            continue
+        try:
+            st = os.fstat(fd)
+            at = min(offset, st.st_size)
+            guard = guard_at(fd, at) if key_of(st) == key else None
+            out.append(None if guard is None else (at, guard))
         except OSError:
             out.append(None)
         finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .identity import FP_MAX, GUARD, digest, guard_of
+from .identity import FP_MAX, GUARD, MAGIC_MAX, compression, digest, guard_of
 
 READ_SIZE = 1 << 20
 POOLED_MIN = 256 << 10  # reads at least this big go into a reused buffer
@@ -83,6 +83,7 @@ class Step:
     partial: int = 0  # bytes of an unterminated line held back
     discarding: bool = False  # inside a long line whose rest is being dropped
     head: bytes | None = None  # the file's head, when its fingerprint is still growing
+    compressed: str | None = None  # the file turned out to be compressed ("gzip", …): nothing is cut
     read: int = 0  # bytes read into memory for it
 
 
@@ -117,6 +118,10 @@ def read_step(
         return step
     if fp_length < FP_MAX and st.st_size > fp_length:
         step.head = os.pread(fd, FP_MAX, 0)
+        if pos == 0 and fp_length < MAGIC_MAX:  # it was empty: a compressor may be writing it
+            step.compressed = compression(step.head)
+            if step.compressed:
+                return step
     available = st.st_size - pos
     if available == 0:
         return step

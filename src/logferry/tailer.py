@@ -238,13 +238,20 @@ class Tailer:
         self._close()
 
     async def _read_to_end(self) -> bool:
-        """Read and ship until the end of the file as of the last read. False when stopping."""
+        """Read and ship until the end of the file as of the last read. False when stopping, or when the
+        file turned out to be compressed (it is left out)."""
         while not self.engine.stopping:
             if self.after:  # an older file joined the log
                 self._drop_polled()
                 if not await self._wait_for_older():
                     return False
             step = await self._read()
+            if step.compressed:  # it was empty when found; a compressor wrote it since
+                self._release()
+                self.record.state = DONE
+                self.engine.record_changed(self.record)
+                self.engine.discovery.leave_out_compressed(self.path, self.key, step.compressed)
+                return False
             if step.truncated:
                 self._release()
                 await self._restart_after_truncation()
@@ -438,9 +445,9 @@ class Tailer:
         self.superseded = self.orphaned
         if copy is not None:
             self.after.append(copy.drained)
-        else:
-            if self.size > self.pos:  # bytes seen but not read before the truncation
-                self.engine.losses.add(self.path, "truncated_unread", self.size - self.pos)
+        elif self.size > self.pos:  # bytes seen but not read before the truncation
+            self.engine.losses.add(self.path, "truncated_unread", self.size - self.pos)
+        if copy is None or copy.record is not old:  # no copy took this generation's record over
             old.state = DONE
             self.engine.record_changed(old)
         record = FileRecord(new_file_id(), self.key, Fingerprint.of(b""), 0, EMPTY_GUARD, 0, self.path, old.lineage)

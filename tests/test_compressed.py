@@ -1,0 +1,54 @@
+"""Compressed files a pattern matches (``app.log*`` meets ``app.log.2.gz``) are never shipped as
+text: they are told by their first bytes, left out, and said once."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+from pathlib import Path
+
+from conftest import append, cli, lines, out_lines, run_engine, wait_for
+
+
+def test_compressed_files_present_at_start_are_left_out_and_said_once(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(lines("live", 5))
+    (logs / "app.log.1").write_bytes(lines("rotated", 5))
+    (logs / "app.log.2.gz").write_bytes(gzip.compress(lines("old", 500)))
+    (logs / "app.log.3.bz2").write_bytes(bz2.compress(lines("older", 500)))
+    (logs / "app.log.4.xz").write_bytes(lzma.compress(lines("oldest", 500)))
+    (logs / "archive").write_bytes(gzip.compress(lines("no suffix", 500)))  # told by its bytes, not its name
+    out = tmp_path / "out.log"
+    run = cli("run", f"{logs}/*", "--once", "--sink", f"file:{out}", "--state-dir", str(tmp_path / "state"))
+    assert run.returncode == 0, run.stderr
+    assert sorted(out.read_bytes().splitlines()) == sorted((lines("rotated", 5) + lines("live", 5)).splitlines())
+    warnings = [line for line in run.stderr.splitlines() if "compressed" in line]
+    assert len(warnings) == 1, run.stderr  # once, however many compressed files
+    assert "not followed" in warnings[0] and "exclude" in warnings[0]
+
+    again = cli("run", f"{logs}/*", "--once", "--sink", f"file:{out}", "--state-dir", str(tmp_path / "state"),
+                "--exclude", "*.gz", "--exclude", "*.bz2", "--exclude", "*.xz", "--exclude", "archive")
+    assert again.returncode == 0 and "compressed" not in again.stderr, again.stderr
+
+
+def test_a_file_found_empty_that_a_compressor_fills_is_never_shipped(settings, tmp_path: Path) -> None:
+    s = settings(str(tmp_path / "in" / "app.log*"))
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 10))
+    gz = tmp_path / "in" / "app.log.2.gz"
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 10)
+        gz.write_bytes(b"")  # gzip creates its output, then writes it
+        await wait_for(lambda: any(t.path == str(gz) for t in engine.discovery.tracked.values()))
+        with open(gz, "ab") as f:
+            f.write(gzip.compress(lines("z" * 30, 2000)))
+        append(log, lines("a", 10, start=10))
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 20)
+        await wait_for(lambda: os.stat(gz).st_ino in {k[1] for k in engine.discovery.compressed})
+
+    run_engine(s, until)
+    assert out_lines(tmp_path) == lines("a", 20).splitlines()
