@@ -25,7 +25,8 @@ LOGROTATE = shutil.which("logrotate") or (os.path.exists("/usr/sbin/logrotate") 
 pytestmark = pytest.mark.skipif(not LOGROTATE, reason="logrotate is not installed (apt-get install logrotate)")
 
 ROTATIONS = 5
-LINE = re.compile(rb"^w-(\d{8})-x+$")
+LINE = re.compile(rb"^(w|bulk)-(\d{8})-x+$")
+BULK = 8 << 20  # appended before each rotation: logrotate's fsync of a large copy widens its race window
 
 
 class Writer(threading.Thread):
@@ -37,6 +38,14 @@ class Writer(threading.Thread):
         self.path = path
         self.stop = threading.Event()
         self.written = 0
+        self.bulks = 0
+
+    def bulk(self, nbytes: int) -> None:
+        """Append about ``nbytes`` of lines at once (a burst: whole lines, one O_APPEND write)."""
+        block = b"".join(b"bulk-%08d-%s\n" % (self.bulks + i, b"x" * 40) for i in range(nbytes // 55))
+        self.bulks += nbytes // 55
+        with open(self.path, "ab") as f:
+            f.write(block)
 
     def run(self) -> None:
         f = open(self.path, "ab", buffering=0)  # noqa: SIM115 - reopened on rotation
@@ -87,6 +96,7 @@ def test_logrotate_under_a_continuous_writer_loses_and_doubles_nothing(tmp_path:
     try:
         for _ in range(ROTATIONS):
             time.sleep(1.2)  # dateext names have a one-second resolution
+            writer.bulk(BULK)
             rotated = subprocess.run([LOGROTATE, "-f", "-s", str(state), str(conf)],
                                                    capture_output=True, text=True)
             assert rotated.returncode == 0, rotated.stderr
@@ -110,9 +120,11 @@ def test_logrotate_under_a_continuous_writer_loses_and_doubles_nothing(tmp_path:
         seen[line] = seen.get(line, 0) + 1
     doubled = [line for line, n in seen.items() if n > 1]
     missing = sorted(set(disk) - set(seen))
-    race = writer.written - len(set(disk))  # logrotate's own race window: on no disk
-    summary = (f"{options}: {writer.written} written, {len(disk)} on disk ({race} lost in logrotate's race "
-               f"window), {len(shipped)} shipped, {len(missing)} missing, {len(doubled)} doubled, "
+    race = writer.written + writer.bulks - len(set(disk))  # logrotate's copytruncate race window: on no disk
+    rescued = len(seen.keys() - set(disk))  # of those, read from the original before its truncation
+    summary = (f"{options}: {writer.written + writer.bulks} written, {len(disk)} on disk, {race} on no disk "
+               f"(logrotate's race window; {rescued} of them read before the truncation and shipped), "
+               f"{len(shipped)} shipped, {len(missing)} missing, {len(doubled)} doubled, "
                f"{len(garbage)} not lines of the log")
     print(summary)
     assert not garbage, f"{summary}; e.g. {[line[:40] for line in garbage[:3]]}"
