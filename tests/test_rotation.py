@@ -322,3 +322,32 @@ def test_a_copy_shorter_than_what_was_read_is_never_shipped_again_however_often_
 
     run_engine(s, until)
     assert out_lines(tmp_path) == expected.splitlines()
+
+
+def test_a_copy_shorter_than_the_checkpoint_found_after_a_restart_is_not_shipped_again(
+        settings, tmp_path: Path) -> None:
+    """logferry read the race window's lines from the original, then stopped before it saw the
+    truncation: at the next start the original is found truncated, and its copy, shorter than the
+    saved offset, holds only lines already shipped."""
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=5.0)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("gen0", 100))
+
+    async def read_race_window(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) == 100)
+        shutil.copyfile(log, log.with_name("app.log.1"))
+        await wait_for(lambda: bool(engine.discovery.pending))
+        append(log, lines("race", 10))
+        await wait_for(lambda: shipped_everything(engine, [log]))
+
+    run_engine(s, read_race_window)
+    os.truncate(log, 0)  # while logferry is stopped
+    append(log, lines("gen1", 20))
+
+    async def rotate_again(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 130)
+        os.rename(log.with_name("app.log.1"), log.with_name("app.log.2"))
+        await asyncio.sleep(0.5)  # a scan sees the renamed copy
+
+    run_engine(s, rotate_again)
+    assert out_lines(tmp_path) == (lines("gen0", 100) + lines("race", 10) + lines("gen1", 20)).splitlines()

@@ -106,6 +106,7 @@ class Discovery:
         self._unsure = False  # this scan met files that moved while it looked at them
         self._unsure_streak = 0
         self._unreadable: set[str] = set()
+        self._truncated: set[int] = set()  # records whose inode this look found truncated (see _at_their_end)
         self.compressed: dict[Key, str] = {}  # compressed files the patterns match: left out, by identity
         self._said_compressed = False
         self._lock = asyncio.Lock()
@@ -262,17 +263,21 @@ class Discovery:
             if path not in self._unreadable:
                 self._unreadable.add(path)
                 log.warning("cannot read %s: %s (skipped until it becomes readable)", path, reason)
+        self._truncated.clear()
         resumed, unsure = await self._confirm(await self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed + unsure)
         if files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             orphans = FingerprintIndex(
                 (r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
-            copies, unsure = await self._confirm(self._match_heads(files, orphans)) if orphans else ([], [])
+            heads = self._match_heads(files, orphans) if orphans else []
+            short = [(f, r) for f, r in heads if f.size < r.offset]
+            copies, unsure = await self._confirm([(f, r) for f, r in heads if f.size >= r.offset])
             for f, record in copies:
                 log.info("%s is a copy of %s: resuming at offset %d", f.path, record.path, record.offset)
-            resumed += copies
-            files = _without(files, copies + unsure)
+            at_end, moving = await self._at_their_end(short)
+            resumed += copies + at_end
+            files = _without(files, copies + unsure + at_end + moving)
         if self._unsure and self._unsure_streak < MAX_UNSURE_SCANS:
             return  # the order of a log's files is decided once all of them are known: next scan
         if may_hold and not engine.settings.once and files:
@@ -367,9 +372,11 @@ class Discovery:
                     matches.append((f, record))
                     break
             else:
-                if any(r.state == LIVE for r in records):
+                live = [r for r in records if r.state == LIVE]
+                if live:
                     log.warning("%s was truncated or replaced while logferry was stopped; reading it from its "
                                 "start", f.path)
+                    self._truncated.update(id(r) for r in live)
         return matches
 
     def _match_heads(self, files: list[Found], index: FingerprintIndex[FileRecord]
@@ -377,7 +384,9 @@ class Discovery:
         matches, taken = [], set()
         for f in files:
             for record in index.lookup(f.head):
-                if record.key != f.key and f.size >= record.offset and id(record) not in taken:
+                # Shorter than the offset: only the copy of a file found truncated (see _at_their_end).
+                fits = f.size >= record.offset or id(record) in self._truncated
+                if record.key != f.key and fits and id(record) not in taken:
                     matches.append((f, record))
                     taken.add(id(record))
                     break
@@ -402,7 +411,30 @@ class Discovery:
             elif record.key == f.key:
                 log.warning("%s was truncated or rewritten while logferry was stopped; reading it from its "
                             "start", f.path)
+                self._truncated.add(id(record))
         return confirmed, unsure
+
+    async def _at_their_end(self, copies: list[tuple[Found, FileRecord]]
+                            ) -> tuple[list[tuple[Found, FileRecord]], list[tuple[Found, FileRecord]]]:
+        """Copies shorter than their record's offset, whose original was found truncated: logferry had
+        read lines the original got after the copy was made (logrotate's race window), then stopped
+        before it saw the truncation. Everything in such a copy was shipped: resume it at its end.
+        Returns (resumed, moved while we looked: for the next scan)."""
+        if not copies:
+            return [], []
+        ends = await self.engine.blocking(copy_guards, [(f.path, f.key, r.offset) for f, r in copies])
+        resumed, moving = [], []
+        for (f, record), end in zip(copies, ends):
+            if end is None:
+                self._unsure = True
+                moving.append((f, record))
+                continue
+            log.info("%s is a copy of %s made before its last %d bytes were written: nothing in it is unread",
+                     f.path, record.path, record.offset - end[0])
+            record.offset = record.size = end[0]
+            record.guard = end[1]
+            resumed.append((f, record))
+        return resumed, moving
 
     async def _start_new(self, new: list[Found], resumed: list[tuple[Found, FileRecord]]) -> None:
         """Create records for new files (saved before anything is read) and start every tailer."""
