@@ -34,14 +34,19 @@ log = logging.getLogger("logferry.sinks.file")
 
 
 class FileSink(ThreadedSink):
-    """Append to ``path`` (created with its parents), or to stdout when ``path`` is ``"-"``."""
+    """Append to ``path`` (created with its parents), or to stdout when ``path`` is ``"-"``.
 
-    def __init__(self, url: str, path: str, fmt: str = "raw", fsync: bool = False) -> None:
+    ``mode``: the permission bits of an output file the sink creates (also after a rotation), exactly,
+    whatever the umask; None: 0666 minus the umask. An existing file keeps its mode.
+    """
+
+    def __init__(self, url: str, path: str, fmt: str = "raw", fsync: bool = False, mode: int | None = None) -> None:
         super().__init__(url)
         self.path = path
         self.output_path = None if path == STDOUT else path
         self.format = fmt
         self.fsync = fsync
+        self.mode = mode
         self._fd: int | None = None
         self._checked_at = 0.0
         self._torn_at: int | None = None  # where a failed write could not be cut back (the output's length before it)
@@ -62,8 +67,21 @@ class FileSink(ThreadedSink):
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        if self.mode is None:
+            fd = os.open(self.path, flags | os.O_CREAT, 0o666)
+        else:
+            fd = self._create_with_mode(flags, self.mode)
         self._checked_at = time.monotonic()
+        return fd
+
+    def _create_with_mode(self, flags: int, mode: int) -> int:
+        try:
+            # Created with mode minus the umask (never wider than asked), then set to mode exactly.
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            return os.open(self.path, flags)  # not ours to change
+        os.fchmod(fd, mode)
         return fd
 
     def _cut_torn_tail(self) -> None:
