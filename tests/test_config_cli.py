@@ -57,7 +57,10 @@ def test_check_without_sinks_reports_stdout_as_the_run_would(tmp_path: Path) -> 
     ('[sources]\npaths = []\n', "[sources] paths: expected at least one path or glob pattern"),
     ('[output]\nformat = "json"\n', "[sources] paths: expected at least one path"),
     ('[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "file:/tmp/x"\nfsynk = true\n',
-     "[[sinks]] #1: sink 'file:/tmp/x': unknown option 'fsynk' (known: format, fsync)"),
+     "[[sinks]] #1: sink 'file:/tmp/x': unknown option 'fsynk' (known: format, fsync, mode)"),
+    *[(f'[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "file:/tmp/x"\nmode = {mode}\n',
+       "[[sinks]] #1: sink 'file:/tmp/x': mode must be permission bits in octal") for mode in
+      ('"0980"', '"rw-r-----"', '"01777"', "640", "true", '""')],  # 640: decimal, not 0o640
     ('[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "null:"\n[[sinks]]\nurl = "file:/tmp/x"\nfsync = "yes"\n',
      "[[sinks]] #2: sink 'file:/tmp/x': fsync must be true or false"),
     ('[sources]\npaths = ["/a"]\n[[sinks]]\nurl = "nosuch://x"\n', "[[sinks]] #1: unknown sink scheme 'nosuch'"),

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
+from conftest import LOGFERRY
 from logferry import Batch, SinkError
 from logferry.sinks.file import FileSink
 
@@ -116,3 +119,72 @@ def test_a_torn_last_line_left_by_a_crash_is_cut_before_writing(tmp_path: Path) 
 
     asyncio.run(main())
     assert out.read_bytes() == b"complete\nagain\n"
+
+
+def _run_once_under_umask(tmp_path: Path, umask: int, sink_options: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "in").mkdir(exist_ok=True)
+    (tmp_path / "in" / "a.log").write_bytes(b"one\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[sources]\npaths = ["{tmp_path / "in" / "*.log"}"]\n[state]\ndir = "{tmp_path / "state"}"\n'
+                      f'[[sinks]]\nurl = "file:{tmp_path / "out" / "out.log"}"\n{sink_options}\n')
+    return subprocess.run([*LOGFERRY, "run", "--once", "-c", str(config)], capture_output=True, text=True,
+                          umask=umask, timeout=60)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("option", ['mode = "0640"', 'mode = "640"', "mode = 0o640"])
+def test_mode_sets_the_permission_bits_of_the_output_it_creates_whatever_the_umask(tmp_path: Path,
+                                                                                  option: str) -> None:
+    run = _run_once_under_umask(tmp_path, 0o077, option)  # the umask alone would make it 0600
+    assert run.returncode == 0, run.stderr
+    assert _mode(tmp_path / "out" / "out.log") == 0o640
+    assert (tmp_path / "out" / "out.log").read_bytes() == b"one\n"
+
+
+def test_without_mode_the_umask_decides_and_an_existing_output_keeps_its_mode(tmp_path: Path) -> None:
+    run = _run_once_under_umask(tmp_path, 0o002, "")
+    assert run.returncode == 0, run.stderr
+    assert _mode(tmp_path / "out" / "out.log") == 0o664  # 0666 & ~umask, as `>` in a shell
+    os.chmod(tmp_path / "out" / "out.log", 0o600)
+    (tmp_path / "in" / "b.log").write_bytes(b"two\n")
+    run = _run_once_under_umask(tmp_path, 0o022, 'mode = "0644"')
+    assert run.returncode == 0, run.stderr
+    assert _mode(tmp_path / "out" / "out.log") == 0o600
+    assert (tmp_path / "out" / "out.log").read_bytes() == b"one\ntwo\n"
+
+
+def test_mode_applies_to_the_new_output_created_after_a_rotation(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("logferry.sinks.file._REOPEN_CHECK", 0.0)
+    out = tmp_path / "out.log"
+    sink = FileSink("x", str(out), mode=0o600)
+
+    async def main() -> None:
+        await sink.start()
+        await sink.send(batch(b"before\n"))
+        os.rename(out, tmp_path / "out.log.1")
+        await sink.send(batch(b"after\n"))
+        await sink.stop()
+
+    asyncio.run(main())
+    assert _mode(out) == 0o600 and out.read_bytes() == b"after\n"
+
+
+def test_a_bad_mode_stops_the_run_with_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    run = _run_once_under_umask(tmp_path, 0o022, 'mode = "rw-r-----"')
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        f"logferry: error: sink 'file:{tmp_path / 'out' / 'out.log'}': mode must be permission bits in octal "
+        "(\"0640\", or 0o640 unquoted), got 'rw-r-----'"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_mode_is_refused_for_stdout(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[sources]\npaths = ["{tmp_path / "in" / "*.log"}"]\n[[sinks]]\nurl = "-"\nmode = "0600"\n')
+    check = subprocess.run([*LOGFERRY, "config", "check", "-c", str(config)], capture_output=True, text=True,
+                           timeout=60)
+    assert check.returncode == 2 and "mode applies to files, not to stdout" in check.stderr

@@ -194,7 +194,7 @@ _EXAMPLE = Settings(
     paths=["/var/log/app/*.log", "/var/log/nginx/**/*.log"],
     exclude=["*.gz"],
     state_dir=Path("/var/lib/logferry"),
-    sinks=[SinkSpec("file:/var/log/logferry/merged.log", {"fsync": True}),
+    sinks=[SinkSpec("file:/var/log/logferry/merged.log", {"fsync": True, "mode": "0640"}),
            SinkSpec("redis://127.0.0.1:6379/0", {"stream": "logs"})],
 )
 """The full example of the reference: the defaults, some paths, two sinks."""
@@ -289,12 +289,13 @@ sink at all, lines go to stdout.
 | URL | sink | options |
 |---|---|---|
 | `-` | stdout | `format` (`"raw"` or `"json"`, default: `[output] format`) |
-| `file:PATH` or `PATH` | append to a file, parents created, from a writer thread | `format`; `fsync` (boolean, default `false`: `true` syncs every batch, to survive a machine crash) |
+| `file:PATH` or `PATH` | append to a file, parents created, from a writer thread | `format`; `fsync` (boolean, default `false`: `true` syncs every batch, to survive a machine crash); `mode` (octal string such as `"0640"`, or `0o640`: the permission bits of an output file the sink creates, whatever the umask; default: `0666` minus the umask; an existing file keeps its mode) |
 | `null:` | discard (for benchmarks) | `format` (ignored) |
 | `http://…`, `https://…` | the `logferry-http` plugin | see [its README](../plugins/logferry-http/README.md) |
 | `redis://…`, `rediss://…`, `redis+cluster://…` | the `logferry-redis` plugin | see [its README](../plugins/logferry-redis/README.md) |
 
-Plugin options may also be given as URL query parameters (`redis://127.0.0.1:6379/0?stream=logs`).
+Plugin options may also be given as URL query parameters (`redis://127.0.0.1:6379/0?stream=logs`);
+the file sink's only as keys of its table (its URL is a path, taken as written).
 `logferry plugins` lists the installed plugins and the schemes they serve.
 
 """

@@ -5,6 +5,7 @@ It uses the same hooks as any third-party sink plugin; being registered first, i
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import ConfigError
@@ -14,7 +15,8 @@ from ..settings import Settings
 from ..sink import Sink
 from .file import STDOUT, FileSink, NullSink
 
-_FILE_OPTIONS = {"format", "fsync"}
+_FILE_OPTIONS = {"format", "fsync", "mode"}
+_OCTAL_MODE = re.compile(r"(?:0o?)?([0-7]{1,3})", re.IGNORECASE)
 
 
 @hookimpl
@@ -36,7 +38,25 @@ def logferry_make_sink(url: str, scheme: str, options: dict[str, Any], settings:
     fsync = options.get("fsync", False)
     if not isinstance(fsync, bool):
         raise ConfigError(f"sink {url!r}: fsync must be true or false, got {fsync!r}")
-    return FileSink(url, file_path(url, scheme), fmt, fsync)
+    path = file_path(url, scheme)
+    mode = file_mode(url, options["mode"]) if "mode" in options else None
+    if mode is not None and path == STDOUT:
+        raise ConfigError(f"sink {url!r}: mode applies to files, not to stdout")
+    return FileSink(url, path, fmt, fsync, mode)
+
+
+def file_mode(url: str, value: object) -> int:
+    """The ``mode`` option: ``"0640"``, ``"640"``, ``"0o640"`` or a TOML octal integer (``0o640``).
+
+    Permission bits only (0–0o777). A plain integer over 0o777 (``mode = 640``, decimal) is refused
+    rather than taken as 0o1200.
+    """
+    if isinstance(value, str) and (match := _OCTAL_MODE.fullmatch(value)):
+        return int(match[1], 8)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+        return value
+    raise ConfigError(f"sink {url!r}: mode must be permission bits in octal (\"0640\", or 0o640 unquoted), "
+                      f"got {value!r}")
 
 
 def file_path(url: str, scheme: str) -> str:

@@ -5,12 +5,20 @@ thread and event loop of its own, so a slow disk only slows this sink, and its e
 ``send``. Everything queued for it goes out in one ``writev``.
 A batch is acknowledged once ``write(2)`` has taken it all (it survives a crash of logferry);
 ``fsync = true`` also makes it survive a crash of the machine, at a cost per batch.
+
+A write that fails partway (full disk, quota, I/O error, file size limit) is cut back to the length
+the output had before it, the last line boundary, before the error reaches the pipeline, which
+retries the same batches: the output never holds a torn line, nor lines doubled by the retry.
+This assumes the sink is the only writer of its output file: the length before a write is taken
+with ``fstat`` just before it, so a process appending whole lines between our writes is safe, but
+one appending during a write that fails would have its bytes cut with ours.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 
 from ..batch import Batch
@@ -26,16 +34,22 @@ log = logging.getLogger("logferry.sinks.file")
 
 
 class FileSink(ThreadedSink):
-    """Append to ``path`` (created with its parents), or to stdout when ``path`` is ``"-"``."""
+    """Append to ``path`` (created with its parents), or to stdout when ``path`` is ``"-"``.
 
-    def __init__(self, url: str, path: str, fmt: str = "raw", fsync: bool = False) -> None:
+    ``mode``: the permission bits of an output file the sink creates (also after a rotation), exactly,
+    whatever the umask; None: 0666 minus the umask. An existing file keeps its mode.
+    """
+
+    def __init__(self, url: str, path: str, fmt: str = "raw", fsync: bool = False, mode: int | None = None) -> None:
         super().__init__(url)
         self.path = path
         self.output_path = None if path == STDOUT else path
         self.format = fmt
         self.fsync = fsync
+        self.mode = mode
         self._fd: int | None = None
         self._checked_at = 0.0
+        self._torn_at: int | None = None  # where a failed write could not be cut back (the output's length before it)
 
     # -- on the sink's own thread ----------------------------------------------
 
@@ -53,8 +67,21 @@ class FileSink(ThreadedSink):
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        if self.mode is None:
+            fd = os.open(self.path, flags | os.O_CREAT, 0o666)
+        else:
+            fd = self._create_with_mode(flags, self.mode)
         self._checked_at = time.monotonic()
+        return fd
+
+    def _create_with_mode(self, flags: int, mode: int) -> int:
+        try:
+            # Created with mode minus the umask (never wider than asked), then set to mode exactly.
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            return os.open(self.path, flags)  # not ours to change
+        os.fchmod(fd, mode)
         return fd
 
     def _cut_torn_tail(self) -> None:
@@ -81,14 +108,62 @@ class FileSink(ThreadedSink):
     async def write(self, batches: list[Batch]) -> None:
         chunks = [memoryview(encode(batch, self.format)) for batch in batches]
         try:
+            self._repair_torn_tail()
             self._reopen_if_rotated()
-            _write_all(self._fd, chunks)
-            if self.fsync:
-                os.fsync(self._fd)
+            self._append(chunks)
         except BrokenPipeError:
             raise SinkError(f"{self.describe()}: the reader closed the pipe", retryable=False) from None
         except OSError as exc:
             raise SinkError(f"cannot write to {self.path}: {exc.strerror}") from None
+
+    def _append(self, chunks: list[memoryview]) -> None:
+        """Write (and sync) all of ``chunks``, or leave the output as long as it was before."""
+        assert self._fd is not None
+        boundary = self._boundary()
+        try:
+            _write_all(self._fd, chunks)
+            if self.fsync:
+                os.fsync(self._fd)  # a failed fsync too: the retry writes and syncs the lines again
+        except OSError:
+            if boundary is not None:
+                self._cut_back(boundary)
+            raise
+
+    def _boundary(self) -> int | None:
+        """The output's length now, a line boundary (every earlier write completed or was cut back);
+        None where there is nothing to cut back: stdout (written at its position, maybe a pipe) or
+        a device such as ``/dev/null``."""
+        assert self._fd is not None
+        if self._fd == 1:
+            return None
+        st = os.fstat(self._fd)
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def _cut_back(self, boundary: int) -> None:
+        """Remove what a failed write left after ``boundary`` (the fd appends, so the next write lands
+        at the new end: no hole); if that fails too, remember it: the next attempt cuts first (a
+        restart would too: the torn tail is cut at open)."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, boundary)
+        except OSError as exc:
+            self._torn_at = boundary
+            log.error("%s: could not cut a failed write back to the last complete line (%s); nothing is "
+                      "appended until the next attempt has cut it", self.path, exc.strerror)
+
+    def _repair_torn_tail(self) -> None:
+        """Before any new write, cut the torn tail a failed write left and :meth:`_cut_back` could not
+        remove; if it still cannot, this attempt fails too, without appending after it."""
+        if self._torn_at is None:
+            return
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._torn_at)
+        except OSError as exc:
+            raise SinkError(f"cannot cut {self.path} back to its last complete line: {exc.strerror}") from None
+        log.warning("%s: cut the torn tail of a failed write (%d bytes kept); writing again",
+                    self.path, self._torn_at)
+        self._torn_at = None
 
     def _reopen_if_rotated(self) -> None:
         """Follow the output path when someone rotated the merged file (logrotate on our output).
