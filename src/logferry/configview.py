@@ -8,10 +8,10 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from .settings import OPTIONS, SECTIONS, Option, Settings, SinkSpec
 
@@ -25,28 +25,43 @@ def effective_sinks(settings: Settings) -> list[SinkSpec]:
     return settings.sinks or [SinkSpec("-")]
 
 
-def config_dict(settings: Settings, *, mask: bool = True) -> dict[str, Any]:
+def config_dict(settings: Settings, *, mask: bool = True,
+                sink_options: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Every key of the schema with its value in ``settings``, as a TOML document (a dict).
 
-    Durations and sizes are in readable units; ``[[sinks]]`` are the sinks the run would use. With
-    ``mask``, URL passwords and sink options that look like secrets are replaced by ``"***"``.
+    Durations and sizes are in readable units; ``[[sinks]]`` are the sinks the run would use, each
+    with the options given and, from ``sink_options`` (each sink's :meth:`~logferry.Sink.options`,
+    in order), those it takes from their defaults. With ``mask``, URL passwords and sink options
+    that look like secrets are replaced by ``"***"``.
     """
     data: dict[str, Any] = {section: {} for section in SECTIONS}
     for option in OPTIONS:
         data[option.section][option.key] = option.type.dump(getattr(settings, option.attr))
-    data["sinks"] = [
-        {"url": mask_url(spec.url) if mask else spec.url, **(mask_options(spec.options) if mask else spec.options)}
-        for spec in effective_sinks(settings)
-    ]
+    specs = effective_sinks(settings)
+    data["sinks"] = [sink_table(spec, effective, mask=mask)
+                     for spec, effective in zip(specs, [*sink_options, *[{}] * (len(specs) - len(sink_options))])]
     return data
 
 
-def show_toml(settings: Settings, sources: Iterable[str] = ()) -> str:
-    """``logferry config show``: the effective configuration as TOML, secrets masked."""
+def sink_table(spec: SinkSpec, effective: dict[str, Any], *, mask: bool = True) -> dict[str, Any]:
+    """One ``[[sinks]]`` table: the url, the options given, then those of ``effective`` given
+    neither in the table nor in the URL's query (one option in both would be an error for some
+    plugins, so what the URL says stays in the URL)."""
+    in_url = {key.partition(".")[0] for key, _ in parse_qsl(urlsplit(spec.url).query, keep_blank_values=True)}
+    options = {**spec.options, **{key: value for key, value in effective.items()
+                                  if key not in spec.options and key not in in_url}}
+    return {"url": mask_url(spec.url), **mask_options(options)} if mask else {"url": spec.url, **options}
+
+
+def show_toml(settings: Settings, sources: Iterable[str] = (), sink_options: Sequence[dict[str, Any]] = (),
+              notes: Iterable[str] = ()) -> str:
+    """``logferry config show``: the effective configuration as TOML, secrets masked; ``notes``
+    become comment lines at the top."""
     origin = ", then ".join(["defaults", *sources])
-    header = (f"# logferry's effective configuration: {origin}.\n"
+    header = (f"# logferry's effective configuration: {origin} (environment variables expanded).\n"
               f"# Secrets are shown as \"{MASK}\". Check a file with: logferry config check -c FILE\n")
-    return header + "\n" + dumps_toml(config_dict(settings))
+    header += "".join(f"# {note}\n" for note in notes)
+    return header + "\n" + dumps_toml(config_dict(settings, sink_options=sink_options))
 
 
 # -- secrets ----------------------------------------------------------------------------------
