@@ -239,7 +239,8 @@ def reference_markdown() -> str:
         parts.append("\n")
     parts.append(_REFERENCE_SINKS)
     parts.append(f"## Examples\n\nA small file: the rest is defaults.\n\n```toml\n{dumps_toml(_SMALL_EXAMPLE)}```\n\n"
-                 "Every key, as `logferry config show` prints it for a file with some paths and two sinks:\n\n"
+                 "Every key, as `logferry config show` prints it for a file with some paths and two sinks "
+                 "(here without the options each sink takes from its defaults, which it adds too):\n\n"
                  f"```toml\n{dumps_toml(config_dict(_EXAMPLE))}```\n\n")
     parts.append(_REFERENCE_TAIL)
     return "".join(parts)
@@ -276,10 +277,13 @@ logferry config show -c /etc/logferry/config.toml     # the effective settings (
 
 `logferry config check` validates every key, asks the plugin that owns each sink's scheme to check
 the sink's options (without connecting), and checks that at least one path is given; it prints
-`FILE: ok (N paths, M sinks: …)` or one error line. `logferry config show` accepts the flags of
-`logferry run` too and prints every key as the run would use it, as TOML that `config check`
-accepts; sink URL passwords and sink options that look like secrets (`password`, `token`,
-`secret`, `key`, `authorization`, HTTP `headers`) are shown as `"***"`.
+`FILE: ok (N paths, M sinks: …)` or one error line. `logferry config show` accepts the settings
+flags of `logferry run` too (`PATTERN…`, `--sink`, `--state-dir`, `--exclude`, …; not `--once`,
+`--stats` or `--metrics`) and prints every key as the run would use it, each sink with its options
+and the defaults of those not given (as the sink's plugin reports them), as TOML that
+`config check` accepts; sink URL passwords and sink options that look like secrets (`password`,
+`token`, `secret`, `key`, `authorization`, HTTP `headers`) are shown as `"***"`.
+`logferry config reference` prints this page.
 
 ## Values
 
@@ -290,6 +294,21 @@ accepts; sink URL passwords and sink options that look like secrets (`password`,
 * A value that can be switched off (`ignore_older`, `max_open_files`) also takes `0`, `false` or
   the word its default shows (`"off"`, `"auto"`).
 * **path**: `~` is expanded.
+* **Environment variables**, in any string of the file (in lists and `[[sinks]]` tables too):
+  `${NAME}` is the variable's value, `${NAME:-default}` the default when it is unset or empty;
+  `$${` is a literal `${`. A `$` not followed by `{` stays as it is. A variable that is unset,
+  without a default, is an error naming the key and the variable (exit code 2). Values stay strings
+  (`poll_interval = "${POLL:-2s}"` works; a boolean cannot come from a variable). `config show`
+  prints the values after expansion, secrets masked.
+
+  ```toml
+  [sources]
+  paths = ["${LOG_DIR:-/var/log/app}/*.log"]
+
+  [[sinks]]
+  url = "http://${INGEST_HOST}:8080/ingest"
+  headers = { Authorization = "Bearer ${INGEST_TOKEN}" }
+  ```
 
 """
 
