@@ -130,3 +130,26 @@ def test_a_clean_stop_says_nothing(tmp_path: Path) -> None:
         if daemon.alive():
             daemon.kill()
     assert (code, err) == (0, "")
+
+
+def test_ctrl_c_while_a_sink_cannot_start_says_so_once_the_stop_lingers(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.log").write_bytes(b"line\n")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody reads it: opening it for writing blocks the sink's start
+    config = tmp_path / "c.toml"
+    config.write_text('[output]\nshutdown_timeout = "10m"\n')
+    log = tmp_path / "stderr.log"
+    daemon = Daemon(str(tmp_path / "in" / "*.log"), "-c", str(config), "--sink", f"file:{fifo}",
+                    "--state-dir", str(tmp_path / "s"), log=log)
+    try:
+        wait_until(lambda: (tmp_path / "s").exists(), timeout=60)  # started: the checkpoint store is open
+        daemon.proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "stopping:" in log.read_text(), timeout=60)
+        code, _ = daemon.stop(signal.SIGINT, timeout=60)
+    finally:
+        if daemon.alive():
+            daemon.kill()
+    assert code == 0
+    assert log.read_text().startswith(
+        "logferry: WARNING: stopping: waiting up to 10m for the sinks to finish; press Ctrl-C again to stop now\n")
