@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import logging
 import signal
@@ -15,14 +16,14 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .configview import effective_sinks, mask_url, reference_markdown, show_toml
 from .errors import ConfigError, LogferryError
 from .logfmt import LOG_FORMATS, setup_logging
 from .plugins import get_plugin_manager
-from .settings import Settings, SinkSpec, load_config, parse_duration
+from .settings import Settings, SinkSpec, default_state_dir, format_duration, load_config, parse_duration
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -32,56 +33,129 @@ log = logging.getLogger("logferry")
 
 SLOW_CALLBACK = 0.05  # seconds: under --debug, asyncio reports a callback that held the loop longer
 STATS_INTERVAL = 5.0
+SLOW_STOP = 3.0  # seconds: a stop still running this long after the signal says what it waits for
+
+_RUN_EPILOG = """\
+examples:
+  logferry run '/var/log/app/*.log'                      follow; lines go to stdout
+  logferry run '/var/log/app/*.log' --sink file:/var/log/merged.log
+  logferry run '/var/log/**/*.log' --once --sink 'redis://127.0.0.1:6379/0?stream=logs'
+                                                         catch up, save checkpoints, exit
+  logferry run -c /etc/logferry/config.toml --stats      settings from a file; report progress
+  logferry config show -c /etc/logferry/config.toml      what that run would use, every default filled in
+
+With no --sink (and no [[sinks]] in the file), lines go to stdout. Checkpoints live in
+{state_dir} unless --state-dir or [state] dir says otherwise
+($XDG_STATE_HOME/logferry, else ~/.local/state/logferry). Every setting: logferry config reference.
+"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: what is wrong and where the help is, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"logferry: error: {message.removeprefix('argument ')}; see '{self.prog} --help'\n")
+
+    def flags(self) -> list[str]:
+        return [flag for action in self._actions for flag in action.option_strings]
+
+    def commands(self) -> list[_Parser]:
+        """This parser and those of its commands, depth first."""
+        found = [self]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for command in dict.fromkeys(action.choices.values()):
+                    found += command.commands()
+        return found
+
+    def unrecognized(self, extras: list[str], top: _Parser) -> NoReturn:
+        """Fail on arguments no flag of this command took: for each, the command it belongs to
+        (``--stats`` given to ``config show``), else the closest flag of this command."""
+        owners: dict[str, str] = {}
+        for command in top.commands():
+            for flag in command.flags():
+                owners.setdefault(flag, command.prog)
+        named = []
+        for extra in extras:
+            flag = extra.partition("=")[0]
+            close = difflib.get_close_matches(flag, self.flags(), n=1) if extra.startswith("-") else []
+            if flag in owners:
+                named.append(f"{extra} (a flag of '{owners[flag]}')")
+            else:
+                named.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
+        self.error(f"unrecognized argument{'s' if len(extras) > 1 else ''}: {', '.join(named)}")
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(
         prog="logferry",
         description="Follow many growing log files and ship every complete line, in order and at least once.",
     )
+    parser.set_defaults(parser=parser)  # each command sets its own: errors name the command's --help
     parser.add_argument("--version", action="version", version=f"logferry {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = commands.add_parser("run", help="follow files and ship their lines to sinks")
+    run = _command(commands, "run", help="follow files and ship their lines to sinks",
+                   description="Follow files and ship every complete line to the sinks, in order per file, at "
+                               "least once; until SIGINT/SIGTERM, or with --once until every file is read.",
+                   epilog=_RUN_EPILOG.format(state_dir=default_state_dir()),
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_settings_flags(run)
     _add_operability_flags(run)
     _add_common(run)
     run.set_defaults(func=cmd_run)
 
-    plugins = commands.add_parser("plugins", help="list the plugins and the sink schemes they serve")
+    plugins = _command(commands, "plugins", help="list the plugins and the sink schemes they serve")
     plugins.add_argument("--json", action="store_true", help="print a JSON list")
     plugins.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
     _add_logging(plugins)
     plugins.set_defaults(func=cmd_plugins)
 
-    verify = commands.add_parser("verify", help="check that OUTPUT holds every line of each INPUT, once, in order")
-    verify.add_argument("output", metavar="OUTPUT")
-    verify.add_argument("inputs", nargs="+", metavar="INPUT")
+    verify = _command(commands, "verify", help="check that OUTPUT holds every line of each INPUT, once, in order",
+                      description="Check that OUTPUT holds every line of each INPUT as many times as the INPUT has "
+                                  "it, in the INPUT's order (lines of several inputs may interleave). Exit 0 if "
+                                  "so; 1 if lines are missing, doubled or out of order (counts per INPUT and the "
+                                  "first few lines of each kind, with their byte offsets in the INPUT); 2 if a "
+                                  "file cannot be read.")
+    verify.add_argument("output", metavar="OUTPUT",
+                        help="the file logferry shipped to (a file: sink's path): raw lines, or with --format json "
+                             "JSON records whose 'line' is compared")
+    verify.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="the log files logferry followed; OUTPUT lines found in no INPUT are counted, "
+                             "not an error")
     verify.add_argument("--format", choices=("raw", "json"), default="raw", help="format of OUTPUT")
     _add_logging(verify)
     verify.set_defaults(func=cmd_verify)
 
-    demo = commands.add_parser("demo", help="watch logferry follow live writers, merge and verify (no setup)")
+    demo = _command(commands, "demo", help="watch logferry follow live writers, merge and verify (no setup)")
     demo.add_argument("--files", type=int, default=5, metavar="N", help="number of writers and files (default 5)")
     demo.add_argument("--lines", type=int, default=200, metavar="N", help="lines each writer writes (default 200)")
     demo.add_argument("--sink", metavar="URL", help="ship to this sink instead of a merged file in the demo dir")
-    demo.add_argument("--keep", action="store_true", help="keep the demo directory")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the demo directory (its files, merged output and state) instead of deleting it")
     _add_common(demo)
     demo.set_defaults(func=cmd_demo)
 
-    config = commands.add_parser("config", help="check a config file, show the effective configuration")
+    config = _command(commands, "config", help="check a config file, show the effective configuration")
     actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = actions.add_parser("check", help="validate a config file (every key and sink) without running")
+    check = _command(actions, "check", help="validate a config file (every key and sink) without running")
     check.add_argument("-c", "--config", required=True, metavar="CONFIG.toml", help="the TOML file to check")
     _add_common(check)
     check.set_defaults(func=cmd_config_check)
-    show = actions.add_parser("show", help="print the effective configuration (defaults + file + flags) as TOML")
+    show = _command(actions, "show", help="print the effective configuration (defaults + file + flags) as TOML")
     _add_settings_flags(show)
     _add_common(show)
     show.set_defaults(func=cmd_config_show)
-    reference = actions.add_parser("reference", help="print the configuration reference (Markdown)")
+    reference = _command(actions, "reference", help="print the configuration reference (Markdown)")
     _add_logging(reference)
     reference.set_defaults(func=cmd_config_reference)
+    return parser
+
+
+def _command(commands: Any, name: str, **kwargs: Any) -> _Parser:
+    """A (sub)command's parser, which its own errors name (``see 'logferry run --help'``)."""
+    parser: _Parser = commands.add_parser(name, **kwargs)
+    parser.set_defaults(parser=parser)
     return parser
 
 
@@ -90,16 +164,15 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("patterns", nargs="*", metavar="PATTERN", help="path or glob (** allowed) of files to follow")
     parser.add_argument("-c", "--config", metavar="CONFIG.toml", help="read settings from this TOML file")
     parser.add_argument("--sink", action="append", metavar="URL",
-                        help="where lines go (repeatable): file:PATH, PATH, - (stdout), null:, or a plugin's scheme")
-    parser.add_argument("--state-dir", metavar="DIR", help="where checkpoints live")
+                        help="where lines go (repeatable): file:PATH, PATH, - (stdout), null:, or a plugin's scheme "
+                             "(see logferry plugins); default: stdout")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help=f"where checkpoints live (default: {_escape(default_state_dir())})")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--from-head", dest="start", action="store_const", const="head",
                        help="files found at the first scan with no checkpoint start at their head (default)")
     start.add_argument("--from-tail", dest="start", action="store_const", const="tail",
                        help="files found at the first scan with no checkpoint start at their end")
-    parser.add_argument("--once", action="store_true", default=None,
-                        help="read every file to its end, ship, save checkpoints and exit (with stderr on a "
-                             "terminal, a progress bar there: bytes shipped of bytes to ship, rate, ETA)")
     parser.add_argument("--exclude", action="append", metavar="PATTERN", help="glob of paths never to follow")
     parser.add_argument("--poll-interval", metavar="SECONDS", type=_duration,
                         help="longest wait before an idle file is checked again")
@@ -109,7 +182,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_operability_flags(parser: argparse.ArgumentParser) -> None:
-    """``run``'s flags that show what it is doing (they are not settings: ``config show`` lacks them)."""
+    """``run``'s flags that are not settings (``config show`` lacks them): ``--once`` and what shows progress."""
+    parser.add_argument("--once", action="store_true", default=None,
+                        help="read every file to its end, ship, save checkpoints and exit (with stderr on a "
+                             "terminal, a progress bar there: bytes shipped of bytes to ship, rate, ETA)")
     parser.add_argument("--stats", action="store_true",
                         help="every --stats-interval, report on stderr: files followed, lines/s and MB/s read and "
                              "shipped per sink, sink backlog, retries and errors, age of the oldest unshipped line, "
@@ -143,6 +219,11 @@ def _add_logging(parser: argparse.ArgumentParser) -> None:
                         help="text (default) or json: one JSON object per log line on stderr")
 
 
+def _escape(value: object) -> str:
+    """``value`` for an argparse help string, which is %-formatted."""
+    return str(value).replace("%", "%%")
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -152,7 +233,10 @@ def _duration(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``logferry`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        args.parser.unrecognized(extras, parser)
     debug = getattr(args, "debug", False)
     log_format = getattr(args, "log_format", "text")
     setup_logging(getattr(args, "log_level", None) or ("debug" if debug else "warning"), log_format)
@@ -164,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: still one line unless --debug
-        _report(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", log_format, debug)
+        hint = "run with --debug for the traceback" if hasattr(args, "debug") else "a bug: please report it"
+        _report(f"internal error: {type(exc).__name__}: {exc} ({hint})", log_format, debug)
         return 1
 
 
@@ -199,7 +284,7 @@ def _flag_changes(args: argparse.Namespace, settings: Settings) -> dict[str, Any
     if args.exclude:
         changes["exclude"] = settings.exclude + list(args.exclude)
     for name in ("start", "once", "poll_interval", "watch", "format"):
-        value = getattr(args, name)
+        value = getattr(args, name, None)  # config show has no --once
         if value is not None:
             changes[name] = value
     if args.state_dir:
@@ -239,8 +324,9 @@ async def _run(engine: Engine, stats_interval: float | None = None, collector: E
     settings = engine.settings
     loop = asyncio.get_running_loop()
     loop.slow_callback_duration = SLOW_CALLBACK
+    stopper = _Stopper(engine)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, engine.stop)
+        loop.add_signal_handler(sig, stopper, sig)
     terminal = sys.stderr.isatty()
     helpers: list[asyncio.Task[None]] = []
     report = bar = None
@@ -256,6 +342,7 @@ async def _run(engine: Engine, stats_interval: float | None = None, collector: E
     try:
         await engine.run()
     finally:
+        stopper.done()
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
@@ -267,6 +354,49 @@ async def _run(engine: Engine, stats_interval: float | None = None, collector: E
     if lost:
         log.warning("bytes lost this run, by reason: %s", ", ".join(f"{k}={v}" for k, v in lost.items()))
     return 0
+
+
+class _Stopper:
+    """What SIGINT and SIGTERM do: the first stops the engine (the sinks get ``shutdown_timeout`` to
+    acknowledge what is in flight) and says so at once if anything is in flight, or after
+    :data:`SLOW_STOP` if the stop is still waiting; the second stops without waiting."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.signals = 0
+        self._later: asyncio.TimerHandle | None = None
+
+    def __call__(self, sig: int) -> None:
+        self.signals += 1
+        self.engine.stop()  # a second call forces the stop
+        if self.signals == 1 and not self._say_what_it_waits_for(sig, only_if_in_flight=True):
+            self._later = asyncio.get_running_loop().call_later(SLOW_STOP, self._say_what_it_waits_for, sig)
+        elif self.signals > 1:
+            self.done()
+
+    def done(self) -> None:
+        """The run ended: nothing more to say."""
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+
+    def _say_what_it_waits_for(self, sig: int, only_if_in_flight: bool = False) -> bool:
+        stats = self.engine.stats()
+        inflight = stats["inflight_bytes"]
+        if only_if_in_flight and not inflight:
+            return False
+        again = "press Ctrl-C again" if sig == signal.SIGINT else "send SIGTERM again"
+        timeout = format_duration(self.engine.settings.shutdown_timeout)
+        if inflight:
+            from .status import human_bytes
+
+            waiting = [mask_url(name) for name, sink in stats["sinks"].items() if sink["backlog_bytes"]]
+            log.warning("stopping: waiting up to %s for %s to acknowledge %s; %s to stop now (unacknowledged "
+                        "lines are read again next run)", timeout, " and ".join(waiting or ["the sinks"]),
+                        human_bytes(inflight), again)
+        else:
+            log.warning("stopping: waiting up to %s for the sinks to finish; %s to stop now", timeout, again)
+        return True
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -328,12 +458,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    """Print the effective configuration (defaults, the file, the flags) as TOML, secrets masked."""
+    """Print the effective configuration (defaults, the file, the flags) as TOML, secrets masked;
+    each sink with its defaults, as its plugin reports them (the sink is made, never started)."""
     settings = load_config(args.config) if args.config else Settings()
     changes = _flag_changes(args, settings)
-    changes.pop("once", None)  # not a config key
     sources = ([args.config] if args.config else []) + (["command-line flags"] if changes else [])
-    print(show_toml(settings.replace(**changes), sources), end="")
+    settings = settings.replace(**changes)
+    host = _host(args)
+    sink_options, notes = [], []
+    for n, spec in enumerate(effective_sinks(settings), 1):
+        try:
+            sink_options.append(host.make_sink(spec.url, spec.options, settings).options())
+        except ConfigError:  # show the rest; the reason is config check's (a plugin's message may hold secrets)
+            sink_options.append({})
+            notes.append(f"[[sinks]] #{n} is not valid (logferry config check says why): shown as given, "
+                         "without its defaults")
+    print(show_toml(settings, sources, sink_options, notes), end="")
     return 0
 
 

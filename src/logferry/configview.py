@@ -8,10 +8,10 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from .settings import OPTIONS, SECTIONS, Option, Settings, SinkSpec
 
@@ -25,28 +25,43 @@ def effective_sinks(settings: Settings) -> list[SinkSpec]:
     return settings.sinks or [SinkSpec("-")]
 
 
-def config_dict(settings: Settings, *, mask: bool = True) -> dict[str, Any]:
+def config_dict(settings: Settings, *, mask: bool = True,
+                sink_options: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Every key of the schema with its value in ``settings``, as a TOML document (a dict).
 
-    Durations and sizes are in readable units; ``[[sinks]]`` are the sinks the run would use. With
-    ``mask``, URL passwords and sink options that look like secrets are replaced by ``"***"``.
+    Durations and sizes are in readable units; ``[[sinks]]`` are the sinks the run would use, each
+    with the options given and, from ``sink_options`` (each sink's :meth:`~logferry.Sink.options`,
+    in order), those it takes from their defaults. With ``mask``, URL passwords and sink options
+    that look like secrets are replaced by ``"***"``.
     """
     data: dict[str, Any] = {section: {} for section in SECTIONS}
     for option in OPTIONS:
         data[option.section][option.key] = option.type.dump(getattr(settings, option.attr))
-    data["sinks"] = [
-        {"url": mask_url(spec.url) if mask else spec.url, **(mask_options(spec.options) if mask else spec.options)}
-        for spec in effective_sinks(settings)
-    ]
+    specs = effective_sinks(settings)
+    data["sinks"] = [sink_table(spec, effective, mask=mask)
+                     for spec, effective in zip(specs, [*sink_options, *[{}] * (len(specs) - len(sink_options))])]
     return data
 
 
-def show_toml(settings: Settings, sources: Iterable[str] = ()) -> str:
-    """``logferry config show``: the effective configuration as TOML, secrets masked."""
+def sink_table(spec: SinkSpec, effective: dict[str, Any], *, mask: bool = True) -> dict[str, Any]:
+    """One ``[[sinks]]`` table: the url, the options given, then those of ``effective`` given
+    neither in the table nor in the URL's query (one option in both would be an error for some
+    plugins, so what the URL says stays in the URL)."""
+    in_url = {key.partition(".")[0] for key, _ in parse_qsl(urlsplit(spec.url).query, keep_blank_values=True)}
+    options = {**spec.options, **{key: value for key, value in effective.items()
+                                  if key not in spec.options and key not in in_url}}
+    return {"url": mask_url(spec.url), **mask_options(options)} if mask else {"url": spec.url, **options}
+
+
+def show_toml(settings: Settings, sources: Iterable[str] = (), sink_options: Sequence[dict[str, Any]] = (),
+              notes: Iterable[str] = ()) -> str:
+    """``logferry config show``: the effective configuration as TOML, secrets masked; ``notes``
+    become comment lines at the top."""
     origin = ", then ".join(["defaults", *sources])
-    header = (f"# logferry's effective configuration: {origin}.\n"
+    header = (f"# logferry's effective configuration: {origin} (environment variables expanded).\n"
               f"# Secrets are shown as \"{MASK}\". Check a file with: logferry config check -c FILE\n")
-    return header + "\n" + dumps_toml(config_dict(settings))
+    header += "".join(f"# {note}\n" for note in notes)
+    return header + "\n" + dumps_toml(config_dict(settings, sink_options=sink_options))
 
 
 # -- secrets ----------------------------------------------------------------------------------
@@ -224,7 +239,8 @@ def reference_markdown() -> str:
         parts.append("\n")
     parts.append(_REFERENCE_SINKS)
     parts.append(f"## Examples\n\nA small file: the rest is defaults.\n\n```toml\n{dumps_toml(_SMALL_EXAMPLE)}```\n\n"
-                 "Every key, as `logferry config show` prints it for a file with some paths and two sinks:\n\n"
+                 "Every key, as `logferry config show` prints it for a file with some paths and two sinks "
+                 "(here without the options each sink takes from its defaults, which it adds too):\n\n"
                  f"```toml\n{dumps_toml(config_dict(_EXAMPLE))}```\n\n")
     parts.append(_REFERENCE_TAIL)
     return "".join(parts)
@@ -261,10 +277,13 @@ logferry config show -c /etc/logferry/config.toml     # the effective settings (
 
 `logferry config check` validates every key, asks the plugin that owns each sink's scheme to check
 the sink's options (without connecting), and checks that at least one path is given; it prints
-`FILE: ok (N paths, M sinks: …)` or one error line. `logferry config show` accepts the flags of
-`logferry run` too and prints every key as the run would use it, as TOML that `config check`
-accepts; sink URL passwords and sink options that look like secrets (`password`, `token`,
-`secret`, `key`, `authorization`, HTTP `headers`) are shown as `"***"`.
+`FILE: ok (N paths, M sinks: …)` or one error line. `logferry config show` accepts the settings
+flags of `logferry run` too (`PATTERN…`, `--sink`, `--state-dir`, `--exclude`, …; not `--once`,
+`--stats` or `--metrics`) and prints every key as the run would use it, each sink with its options
+and the defaults of those not given (as the sink's plugin reports them), as TOML that
+`config check` accepts; sink URL passwords and sink options that look like secrets (`password`,
+`token`, `secret`, `key`, `authorization`, HTTP `headers`) are shown as `"***"`.
+`logferry config reference` prints this page.
 
 ## Values
 
@@ -275,6 +294,21 @@ accepts; sink URL passwords and sink options that look like secrets (`password`,
 * A value that can be switched off (`ignore_older`, `max_open_files`) also takes `0`, `false` or
   the word its default shows (`"off"`, `"auto"`).
 * **path**: `~` is expanded.
+* **Environment variables**, in any string of the file (in lists and `[[sinks]]` tables too):
+  `${NAME}` is the variable's value, `${NAME:-default}` the default when it is unset or empty;
+  `$${` is a literal `${`. A `$` not followed by `{` stays as it is. A variable that is unset,
+  without a default, is an error naming the key and the variable (exit code 2). Values stay strings
+  (`poll_interval = "${POLL:-2s}"` works; a boolean cannot come from a variable). `config show`
+  prints the values after expansion, secrets masked.
+
+  ```toml
+  [sources]
+  paths = ["${LOG_DIR:-/var/log/app}/*.log"]
+
+  [[sinks]]
+  url = "http://${INGEST_HOST}:8080/ingest"
+  headers = { Authorization = "Bearer ${INGEST_TOKEN}" }
+  ```
 
 """
 

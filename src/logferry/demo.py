@@ -73,6 +73,7 @@ async def run_demo(files: int, lines: int, sink: str | None, keep: bool, host: P
         print(f"kept {workdir}; try: logferry run '{workdir}/*.log' --once --state-dir {workdir}/state")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+        print(f"removed {workdir}; run logferry demo --keep to keep it and try logferry on its files")
     return code
 
 

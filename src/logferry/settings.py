@@ -2,7 +2,8 @@
 
 ``OPTIONS`` is the schema: every key of the config file, its section, type, default and help. The
 ``Settings`` dataclass holds the values; ``load_config`` reads a TOML file into it with errors that
-name the file and the key; command-line flags are applied on top (flags override the file).
+name the file and the key, after replacing ``${VAR}`` and ``${VAR:-default}`` in its strings with
+environment variables; command-line flags are applied on top (flags override the file).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from .errors import ConfigError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
+_REFERENCE = re.compile(r"\$\$\{|\$\{(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})?")
+"""``$${`` (a literal ``${``), ``${NAME}``, ``${NAME:-default}``, or a ``${`` that is neither (an error)."""
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1 << 20, "mb": 10**6, "mib": 1 << 20,
                "g": 1 << 30, "gb": 10**9, "gib": 1 << 30}
 
@@ -260,7 +263,57 @@ def load_config(path: str | os.PathLike[str], base: Settings | None = None) -> S
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return settings_from_dict(data, str(path), base)
+    return settings_from_dict(_interpolate(data, str(path), ()), str(path), base)
+
+
+def expand_variables(text: str, environ: Mapping[str, str] = os.environ) -> str:
+    """``text`` with ``${NAME}`` replaced by the environment variable NAME, ``${NAME:-default}`` by
+    NAME or, when it is unset or empty, by ``default``, and ``$${`` by a literal ``${``.
+
+    Raises ValueError naming the variable when NAME is unset and there is no default, or when a
+    ``${`` is not one of these forms.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, default = match.group("name"), match.group("default")
+        if name is None:
+            raise ValueError("a '${' that is not ${NAME} or ${NAME:-default} (write $${ for a literal '${')")
+        value = environ.get(name)
+        if default is not None and not value:
+            return default
+        if value is None:
+            raise ValueError(f"environment variable {name!r} is not set (give it a default: ${{{name}:-VALUE}})")
+        return value
+
+    return _REFERENCE.sub(substitute, text) if "${" in text else text
+
+
+def _interpolate(value: Any, source: str, where: tuple[str | int, ...]) -> Any:
+    """Every string in a parsed TOML document with its environment variables expanded (keys are left
+    as written); an error names the file and the key: ``[sources] paths``, ``[[sinks]] #2 url``."""
+    if isinstance(value, str):
+        try:
+            return expand_variables(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {_key_name(where)}: {exc}") from None
+    if isinstance(value, dict):
+        return {key: _interpolate(item, source, (*where, key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, source, (*where, n)) for n, item in enumerate(value, 1)]
+    return value
+
+
+def _key_name(where: tuple[str | int, ...]) -> str:
+    """``("sinks", 2, "headers", "X")`` → ``[[sinks]] #2 headers.X``; ``("sources", "paths", 3)`` →
+    ``[sources] paths`` (a list's items are named by the list)."""
+    if len(where) > 1 and isinstance(where[1], int):
+        head, rest = f"[[{where[0]}]] #{where[1]}", where[2:]
+    else:
+        head, rest = f"[{where[0]}]", where[1:]
+    keys = [str(part) for part in rest if isinstance(part, str)]
+    return f"{head} {'.'.join(keys)}" if keys else head
 
 
 def settings_from_dict(data: dict[str, Any], source: str = "config", base: Settings | None = None) -> Settings:

@@ -7,6 +7,8 @@ exception). A plugin returns a sink from the ``logferry_make_sink`` hook.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .batch import Batch
 from .threadloop import LoopThread
 
@@ -32,6 +34,13 @@ class Sink:
     def describe(self) -> str:
         """How the sink is named in messages: its URL with any secret removed."""
         return self.url
+
+    def options(self) -> dict[str, Any]:
+        """Every option of this sink with the value it uses, defaults included, as TOML values
+        (durations as ``"10s"``): ``logferry config show`` prints those not given in the URL or the
+        ``[[sinks]]`` table beside those given. Leave out secrets and options without a value. The
+        default, ``{}``, shows only the options given."""
+        return {}
 
     async def start(self) -> None:
         """Open connections or files. Raise to refuse to start (the run stops with the error)."""

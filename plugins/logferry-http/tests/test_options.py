@@ -136,3 +136,19 @@ def test_settings_sink_spec_options_reach_the_plugin():
     spec = SinkSpec("http://127.0.0.1:9/", {"format": "es-bulk", "index": "app", "gzip": True})
     sink = host.make_sink(spec.url, spec.options, Settings())
     assert (sink.config.format, sink.config.index, sink.config.gzip) == ("es-bulk", "app", True)
+
+
+@pytest.mark.parametrize("url,options", [
+    ("http://127.0.0.1:9/ingest", {}),
+    ("https://es.example/_bulk", {"format": "es-bulk", "action": "create", "retries": 5}),
+    ("http://loki:3100/loki/api/v1/push", {"format": "loki", "labels": {"job": "app"}, "max_backoff": "1m"}),
+])
+def test_options_shows_what_a_run_uses_and_reads_back_the_same(url, options):
+    """``logferry config show`` prints these: every one must be an option the sink accepts."""
+    from logferry_http.options import SCALAR_OPTIONS
+
+    cfg = parse_config(url, options)
+    shown = cfg.options()
+    assert set(shown) <= SCALAR_OPTIONS and {"timeout", "retries", "gzip", "verify"} <= set(shown)
+    assert {k: v for k, v in shown.items() if k in options} == options
+    assert parse_config(url, shown) == cfg

@@ -122,3 +122,15 @@ def test_config_errors_never_show_the_password(bad: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config(f"redis://alice:hunter2@h:6379{bad}")
     assert "hunter2" not in str(caught.value) and "alice:***@h" in str(caught.value)
+
+
+def test_options_shows_what_a_run_uses_and_reads_back_the_same() -> None:
+    """``logferry config show`` prints these: every one must be an option the sink accepts."""
+    from logferry_redis.config import OPTIONS
+
+    c = config("rediss://h:7000/3", maxlen=1000, timeout="500ms", tls_ca_file="/etc/ca.pem")
+    shown = c.options()
+    assert shown == {"stream": "logferry", "cluster": False, "timeout": "500ms", "tls": True, "tls_verify": True,
+                     "maxlen": 1000, "tls_ca_file": "/etc/ca.pem"}
+    assert set(shown) <= set(OPTIONS)
+    assert config("rediss://h:7000/3", **shown).options() == shown

@@ -20,6 +20,7 @@ import logging
 import os
 import stat
 import time
+from typing import Any
 
 from ..batch import Batch
 from ..errors import SinkError
@@ -195,6 +196,10 @@ class FileSink(ThreadedSink):
 
     def describe(self) -> str:
         return "stdout" if self.path == STDOUT else f"file:{self.path}"
+
+    def options(self) -> dict[str, Any]:
+        """One entry an option (a test checks they match the options the plugin accepts)."""
+        return {"format": self.format, "fsync": self.fsync}
 
 
 def _write_all(fd: int, chunks: list[memoryview]) -> None:

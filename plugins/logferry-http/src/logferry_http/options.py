@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from logferry import ConfigError
-from logferry.settings import parse_duration
+from logferry.settings import format_duration, parse_duration
 
 FORMATS = ("ndjson", "es-bulk", "loki")
 LINE_FORMATS = ("raw", "json")
@@ -61,6 +61,20 @@ class HttpConfig:
     index: str = "logferry"
     action: str = "index"
     labels: dict[str, str] = field(default_factory=dict)
+
+    def options(self) -> dict[str, Any]:
+        """The options in effect, defaults included, as TOML values (``logferry config show``); the
+        headers are left out (they may be credentials), and so are options of other formats."""
+        shown: dict[str, Any] = {"format": self.format, "gzip": self.gzip, "timeout": format_duration(self.timeout),
+                                 "retries": self.retries, "max_backoff": format_duration(self.max_backoff),
+                                 "verify": self.verify}
+        if self.ca_file is not None:
+            shown["ca_file"] = self.ca_file
+        if self.format == "es-bulk":
+            shown.update(index=self.index, action=self.action)
+        if self.format == "loki":
+            shown["labels"] = dict(self.labels)
+        return shown
 
 
 def parse_config(url: str, options: dict[str, Any]) -> HttpConfig:

@@ -16,7 +16,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from logferry import Batch, Sink, SinkError
@@ -77,6 +77,10 @@ class HttpSink(Sink):
     def describe(self) -> str:
         """The URL with its userinfo and any header or pass-through query values masked."""
         return redact_url(self.url)
+
+    def options(self) -> dict[str, Any]:
+        """The options in effect, defaults included (``logferry config show``)."""
+        return self.config.options()
 
     async def start(self) -> None:
         """Open the client session (its connection pool); nothing is connected until the first send."""

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from logferry import ConfigError
-from logferry.settings import parse_duration
+from logferry.settings import format_duration, parse_duration
 
 from .streams import StreamTemplate
 
@@ -46,6 +46,19 @@ class RedisConfig:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_verify: bool = True
+
+    def options(self) -> dict[str, Any]:
+        """The options in effect, defaults included, as TOML values (``logferry config show``).
+
+        Left out: credentials (``username``, ``password_env`` are shown as given) and options
+        without a value (no ``maxlen``: the stream is never trimmed)."""
+        shown: dict[str, Any] = {"stream": self.stream.template, "cluster": self.cluster,
+                                 "timeout": format_duration(self.timeout), "tls": self.tls,
+                                 "tls_verify": self.tls_verify}
+        optional = {"maxlen": self.maxlen, "tls_ca_file": self.tls_ca_file, "tls_cert_file": self.tls_cert_file,
+                    "tls_key_file": self.tls_key_file}
+        shown.update((key, value) for key, value in optional.items() if value is not None)
+        return shown
 
 
 def _bool(value: Any) -> bool:

@@ -10,6 +10,7 @@ delays this sink. The engine's loop just awaits the result.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from logferry import Batch, SinkError, ThreadedSink
 from redis import exceptions as rex
@@ -29,6 +30,10 @@ class RedisSink(ThreadedSink):
 
     def describe(self) -> str:
         return self.config.safe_url
+
+    def options(self) -> dict[str, Any]:
+        """The options in effect, defaults included (``logferry config show``)."""
+        return self.config.options()
 
     # -- on the sink's own thread ----------------------------------------------
 
