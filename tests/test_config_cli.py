@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import tomllib
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from logferry.cli import build_parser
 from logferry.configview import dumps_toml, is_secret_name, mask_options, mask_url
 from logferry.logfmt import JsonFormatter, setup_logging
 from logferry.settings import OPTIONS, SECTIONS, format_duration, format_size, load_config, parse_duration, parse_size
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+NEW_FILE_MODE = f"{0o666 & ~_UMASK:04o}"  # what config show says a new output gets (the CLI runs under our umask)
 
 
 def write(tmp_path: Path, text: str, name: str = "logferry.toml") -> Path:
@@ -110,7 +115,7 @@ def test_show_applies_flags_over_the_file(tmp_path: Path) -> None:
     assert shown["sources"]["poll_interval"] == "1s" and shown["sources"]["start"] == "tail"
     assert shown["sources"]["paths"] == ["/a/*.log"] and shown["sources"]["exclude"] == ["*.gz", "*.old"]
     assert shown["state"]["dir"] == str(tmp_path / "state")
-    assert shown["sinks"] == [{"url": "file:/tmp/merged.log", "format": "json", "fsync": False}]
+    assert shown["sinks"] == [{"url": "file:/tmp/merged.log", "format": "json", "fsync": False, "mode": NEW_FILE_MODE}]
     shown = tomllib.loads(cli("config", "show", "-c", str(config), "/b/*.log", "--sink", "null:").stdout)
     assert shown["sources"]["paths"] == ["/b/*.log"] and shown["sinks"] == [{"url": "null:"}]
 
@@ -153,7 +158,7 @@ url = "null:"
     result = cli("config", "show", "-c", str(config))
     assert result.returncode == 0, result.stderr
     file, redis, http, null = tomllib.loads(result.stdout)["sinks"]
-    assert file == {"url": f"file:{out}", "fsync": True, "format": "raw"}
+    assert file == {"url": f"file:{out}", "fsync": True, "format": "raw", "mode": NEW_FILE_MODE}
     # What the URL says stays in the URL (stream, format): given twice would be an error for a plugin.
     assert redis == {"url": "redis://127.0.0.1:6379/0?stream=logs", "maxlen": 1000, "cluster": False,
                      "timeout": "10s", "tls": False, "tls_verify": True}
@@ -291,7 +296,7 @@ url = "null:"
     before, after = load_config(config), load_config(shown)
     assert after.replace(sinks=[]) == before.replace(sinks=[])
     assert [s.url for s in after.sinks] == [s.url for s in before.sinks]
-    assert after.sinks[0].options == {"fsync": True, "format": "json"}  # the given, then the defaults
+    assert after.sinks[0].options == {"fsync": True, "format": "json", "mode": NEW_FILE_MODE}  # given, then defaults
 
 
 def test_show_of_plugin_sinks_with_masked_secrets_passes_check(tmp_path: Path) -> None:

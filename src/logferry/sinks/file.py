@@ -199,7 +199,23 @@ class FileSink(ThreadedSink):
 
     def options(self) -> dict[str, Any]:
         """One entry an option (a test checks they match the options the plugin accepts)."""
-        return {"format": self.format, "fsync": self.fsync}
+        shown: dict[str, Any] = {"format": self.format, "fsync": self.fsync}
+        if self.output_path is not None:  # stdout takes no mode
+            shown["mode"] = f"{_created_mode(self.mode):04o}"
+        return shown
+
+
+def _created_mode(mode: int | None) -> int:
+    """The permission bits a new output gets: ``mode``, or 0666 minus the umask (read from /proc:
+    ``os.umask`` can only be read by setting it, which races with threads creating files)."""
+    if mode is not None:
+        return mode
+    try:
+        with open("/proc/self/status") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = 0o022
+    return 0o666 & ~umask
 
 
 def _write_all(fd: int, chunks: list[memoryview]) -> None:
