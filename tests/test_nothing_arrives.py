@@ -125,3 +125,22 @@ def test_the_once_summary_is_left_on_a_terminal_without_stats(tmp_path: Path) ->
     assert len(shown) == 1 and re.match(r"logferry: INFO: summary: [\d.]+s, 1 file, read 3 lines \(6 B\); shipped: "
                                         r"null: 3 lines 6 B .*; skipped 0 files \(unreadable\); lost: none;",
                                         shown[0]), shown
+
+
+def test_a_pattern_that_still_matches_nothing_is_warned_about_again_at_a_low_rate(settings, tmp_path: Path, caplog,
+                                                                                 monkeypatch) -> None:
+    from conftest import run_engine, wait_for
+    from logferry import discovery
+
+    monkeypatch.setattr(discovery, "UNMATCHED_REPEAT", 0.3)  # an hour in a real run
+    # (watch=False: periodic scans every 0.1 s, as on a file system without events)
+    pattern = str(tmp_path / "in" / "*.log")
+    caplog.set_level("WARNING", logger="logferry.discovery")
+
+    def told() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "no file matches" in r.getMessage()]
+
+    run_engine(settings(pattern, watch=False), until=lambda engine: wait_for(lambda: len(told()) >= 3))
+    first, *again = told()
+    assert first == f"no file matches {pattern} yet: files that appear later are followed"
+    assert set(again) == {first + " (still, since the start)"}
