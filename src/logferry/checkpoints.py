@@ -221,7 +221,7 @@ def read_records(state_dir: Path) -> list[FileRecord] | None:
     if not path.is_file():
         return None
     uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
-    if not Path(f"{path}-wal").exists():
+    if not Path(f"{path}-wal").exists():  # a run that opens it now writes to its new -wal for a long while first
         uri += "&immutable=1"
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None)

@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_argument("--sink", action="append", metavar="URL",
                          help="the run's sinks: a file sink's own output is never followed")
     sources.add_argument("--json", action="store_true", help="print a JSON document")
-    _add_common(sources)
+    sources.add_argument("--debug", action="store_true", help="errors show their traceback")
+    _add_logging(sources)
+    sources.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
     sources.set_defaults(func=cmd_sources, start=None, once=None, poll_interval=None, watch=None, format=None)
 
     plugins = commands.add_parser("plugins", help="list the plugins and the sink schemes they serve")
