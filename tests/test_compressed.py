@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import lzma
 import os
 from pathlib import Path
@@ -52,3 +53,16 @@ def test_a_file_found_empty_that_a_compressor_fills_is_never_shipped(settings, t
 
     run_engine(s, until)
     assert out_lines(tmp_path) == lines("a", 20).splitlines()
+
+
+def test_sources_shows_a_compressed_file_as_left_out_and_why(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(lines("live", 5))
+    (logs / "app.log.2.gz").write_bytes(gzip.compress(lines("old", 50)))
+    result = cli("sources", f"{logs}/app.log*", "--state-dir", str(tmp_path / "state"), "--json")
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert [f["path"] for f in view["files"]] == [str(logs / "app.log")]
+    assert {(lo["path"], lo["reason"], lo["detail"]) for lo in view["left_out"]} == {
+        (str(logs / "app.log.2.gz"), "compressed", "gzip")}

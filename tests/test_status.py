@@ -49,7 +49,7 @@ def test_stats_without_a_terminal_is_one_plain_log_line_per_report_and_a_summary
     assert err.splitlines()[-1].startswith("logferry: INFO: summary: ") and "1500 lines" in err.splitlines()[-1]
 
 
-def test_once_on_a_terminal_shows_a_progress_bar_and_erases_it(tmp_path: Path) -> None:
+def test_once_on_a_terminal_shows_a_progress_bar_then_leaves_only_the_summary(tmp_path: Path) -> None:
     big_files(tmp_path / "in", 4, 400_000)
     out = tmp_path / "out.log"
     code, raw = run_on_terminal(["run", str(tmp_path / "in" / "*.log"), "--once", "--sink", f"file:{out}",
@@ -57,7 +57,9 @@ def test_once_on_a_terminal_shows_a_progress_bar_and_erases_it(tmp_path: Path) -
     assert code == 0, raw
     bars = re.findall(r"\[[#-]{30}\] +([\d.]+)%  [\d.]+ [kMG]?B of [\d.]+ [kMG]?B  [\d.]+ MB/s  ETA (?:\d+s|--)", raw)
     assert bars, raw
-    assert screen(raw) == []  # erased: nothing is left on the terminal
+    shown = screen(raw)  # the bar is erased: only the run's summary is left on the terminal
+    assert len(shown) == 1 and shown[0].startswith("logferry: INFO: summary: "), shown
+    assert "4 files, read 1600000 lines" in shown[0] and "skipped 0 files (unreadable); lost: none" in shown[0]
     assert all(0 <= float(percent) <= 100 for percent in bars)
     assert out.read_bytes().count(b"\n") == 1_600_000
 

@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -205,3 +206,35 @@ class CheckpointStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def read_records(state_dir: Path) -> list[FileRecord] | None:
+    """Every saved record, read without disturbing a run that uses ``state_dir`` (``logferry sources``).
+
+    Nothing is locked, written or created: no state directory, no database, no ``-wal`` or ``-shm``
+    file. None when there is no database (no checkpoints yet). A database a run has open (its
+    ``-wal`` file exists) is read through SQLite's read-only mode, which sees what the run
+    committed; one no run has open is read as immutable, since read-only mode would create the
+    ``-wal`` and ``-shm`` files of a WAL database. Raises ConfigError when it cannot be read.
+    """
+    path = Path(state_dir) / DB_NAME
+    if not path.is_file():
+        return None
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+    if not Path(f"{path}-wal").exists():  # a run that opens it now writes to its new -wal for a long while first
+        uri += "&immutable=1"
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        try:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "files" not in tables:
+                return []
+            version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if version is not None and int(version[0]) > SCHEMA_VERSION:
+                raise ConfigError(f"checkpoint database {path} was written by a newer logferry "
+                                  f"(schema {version[0]}, this one reads {SCHEMA_VERSION})")
+            return [FileRecord.from_row(row) for row in db.execute(f"SELECT {_COLUMNS} FROM files")]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read checkpoint database {path}: {exc}") from None

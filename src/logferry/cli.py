@@ -105,6 +105,24 @@ def build_parser() -> _Parser:
     _add_common(run)
     run.set_defaults(func=cmd_run)
 
+    sources = _command(
+        commands, "sources", help="what a run with these settings would follow now, from which offset, and what it leaves out",
+        description="Show what 'logferry run' with the same settings would follow right now: each file with its "
+                    "identity, its log, the saved offset and the bytes not yet shipped; the paths a pattern matched "
+                    "that are left out, and why; the patterns that match nothing. Read-only: safe beside a running "
+                    "logferry on the same state directory.")
+    sources.add_argument("patterns", nargs="*", metavar="PATTERN", help="path or glob, as for run")
+    sources.add_argument("-c", "--config", metavar="CONFIG.toml", help="read settings from this TOML file")
+    sources.add_argument("--state-dir", metavar="DIR", help="where checkpoints live (read, never written)")
+    sources.add_argument("--exclude", action="append", metavar="PATTERN", help="glob of paths never to follow")
+    sources.add_argument("--sink", action="append", metavar="URL",
+                         help="the run's sinks: a file sink's own output is never followed")
+    sources.add_argument("--json", action="store_true", help="print a JSON document")
+    sources.add_argument("--debug", action="store_true", help="errors show their traceback")
+    _add_logging(sources)
+    sources.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
+    sources.set_defaults(func=cmd_sources, start=None, once=None, poll_interval=None, watch=None, format=None)
+
     plugins = _command(commands, "plugins", help="list the plugins and the sink schemes they serve")
     plugins.add_argument("--json", action="store_true", help="print a JSON list")
     plugins.add_argument("--no-plugins", action="store_true", help="load no installed (third-party) plugin")
@@ -319,7 +337,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run(engine: Engine, stats_interval: float | None = None, collector: EngineCollector | None = None) -> int:
-    from .status import ProgressBar, StatusReport
+    from .status import ProgressBar, StatusReport, log_summary
 
     settings = engine.settings
     loop = asyncio.get_running_loop()
@@ -330,8 +348,10 @@ async def _run(engine: Engine, stats_interval: float | None = None, collector: E
     terminal = sys.stderr.isatty()
     helpers: list[asyncio.Task[None]] = []
     report = bar = None
-    if stats_interval is not None:
+    summary = stats_interval is not None or (settings.once and terminal)  # a one-line summary at exit
+    if summary:
         logging.getLogger("logferry.stats").setLevel(logging.INFO)  # its reports show at any --log-level
+    if stats_interval is not None:
         report = StatusReport(engine, sys.stderr, live=terminal)
         helpers.append(asyncio.create_task(report.run(stats_interval)))
     elif settings.once and terminal:
@@ -348,11 +368,19 @@ async def _run(engine: Engine, stats_interval: float | None = None, collector: E
         await asyncio.gather(*helpers, return_exceptions=True)
         if bar is not None:
             bar.clear()
-    if report is not None:
-        report.summary()
     lost = engine.losses.by_reason()
-    if lost:
+    if summary:
+        log_summary(engine)  # it names the bytes lost too
+    elif lost:
         log.warning("bytes lost this run, by reason: %s", ", ".join(f"{k}={v}" for k, v in lost.items()))
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from .sourcesview import print_human, print_json, survey_sources
+
+    view = survey_sources(settings_from_args(args), _host(args))
+    (print_json if args.json else print_human)(view)
     return 0
 
 

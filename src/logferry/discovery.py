@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key
-from .listing import Found, copy_guards, expand, guards, inspect, tails
+from .listing import Found, Listing, copy_guards, guards, inspect, survey, tails, unmatched
 from .tailer import HEAD_KEPT, Tailer
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .settings import Settings
 
 log = logging.getLogger("logferry.discovery")
 
@@ -47,6 +48,7 @@ MAX_UNSURE_SCANS = 5  # scans in a row that met moving files before new files st
 SLICE = 100  # files handled per loop iteration in a scan
 WATCHED_SCAN_INTERVAL = 10.0  # periodic scans while file-system events announce new files
 MISSED_FILES = 3  # new files found by periodic scans, not events, before events are not trusted
+UNMATCHED_REPEAT = 3600.0  # seconds between warnings about a pattern that still matches no file to follow
 T = TypeVar("T")
 
 
@@ -109,6 +111,7 @@ class Discovery:
         self._truncated: set[int] = set()  # records whose inode this look found truncated (see _at_their_end)
         self.compressed: dict[Key, str] = {}  # compressed files the patterns match: left out, by identity
         self._said_compressed = False
+        self._unmatched: dict[str, float] = {}  # patterns with nothing to follow since the start → last warned
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._want_scan = False
@@ -188,7 +191,9 @@ class Discovery:
         announced = self._want_scan
         self._want_scan = self._want_recheck = False
         settings = self.engine.settings
-        found = await self.engine.blocking(expand, self.patterns, settings.exclude, self.engine.outputs)
+        listing = await self.engine.blocking(survey, self.patterns, settings.exclude, self.engine.outputs)
+        found = listing.found
+        self._warn_unmatched(listing)
         self.scans += 1
         if not self._unsure:
             self._unsure_streak = 0
@@ -218,6 +223,28 @@ class Discovery:
             log.info("first scan: %d files followed, %d pending, %d saved files not found", len(self.tracked),
                      len(self.pending), len(self._unclaimed))
             self.engine.ready.set()
+
+    def _warn_unmatched(self, listing: Listing) -> None:
+        """Warn about each pattern with nothing to follow at the first scan, and again every
+        ``UNMATCHED_REPEAT`` seconds while it stays so. A pattern that had files and lost them (a
+        rotation under way), or that later matches, is normal: quiet."""
+        now, follow = time.monotonic(), not self.engine.settings.once
+        for pattern in self.patterns:
+            message = unmatched(pattern, listing, follow)
+            if message is None:
+                if self._unmatched.pop(pattern, None) is not None:
+                    log.info("%s now matches %d files to follow", pattern, listing.followed[pattern])
+            elif self.first_scan:
+                self._unmatched[pattern] = now
+                log.warning("%s", message)
+            elif pattern in self._unmatched and now - self._unmatched[pattern] >= UNMATCHED_REPEAT:
+                self._unmatched[pattern] = now
+                log.warning("%s (still, since the start)", message)
+
+    @property
+    def unreadable(self) -> int:
+        """How many files were found unreadable this run (each one warned about once)."""
+        return len(self._unreadable)
 
     def _unannounced(self, count: int) -> None:
         """A periodic scan found new files no event announced (a network file system, say)."""
@@ -270,7 +297,7 @@ class Discovery:
         if files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             orphans = FingerprintIndex(
                 (r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
-            heads = self._match_heads(files, orphans) if orphans else []
+            heads = match_heads(files, orphans, self._truncated) if orphans else []
             short = [(f, r) for f, r in heads if f.size < r.offset]
             copies, unsure = await self._confirm([(f, r) for f, r in heads if f.size >= r.offset])
             for f, record in copies:
@@ -331,7 +358,7 @@ class Discovery:
             entry.quiet_since = now
         sources = live.lookup(f.head)
         original = sources[0] if sources else None
-        lineage = _lineage(f.path, roots)
+        lineage = lineage_of(f.path, roots)
         ambiguous = original is None and self._partial_copy(f, lineage)
         quiet = entry is not None and now - entry.quiet_since >= self.engine.settings.rotate_wait
         if (original is None and not ambiguous) or quiet:
@@ -364,32 +391,16 @@ class Discovery:
         """Saved records with the same inode and head (to be confirmed by their guard)."""
         matches = []
         async for f in _sliced(files):
-            records = self.known.get(f.key, ())
-            if len(records) > 1:
-                records = sorted(records, key=lambda r: r.seen, reverse=True)
-            for record in records:  # a record declared gone may be found again: same inode, head, guard
-                if record.fp.matches(f.head) and f.size >= record.offset:
-                    matches.append((f, record))
-                    break
+            records = self.known.get(f.key, [])
+            record = saved_record(f, records)
+            if record is not None:
+                matches.append((f, record))
             else:
                 live = [r for r in records if r.state == LIVE]
                 if live:
                     log.warning("%s was truncated or replaced while logferry was stopped; reading it from its "
                                 "start", f.path)
                     self._truncated.update(id(r) for r in live)
-        return matches
-
-    def _match_heads(self, files: list[Found], index: FingerprintIndex[FileRecord]
-                     ) -> list[tuple[Found, FileRecord]]:
-        matches, taken = [], set()
-        for f in files:
-            for record in index.lookup(f.head):
-                # Shorter than the offset: only the copy of a file found truncated (see _at_their_end).
-                fits = f.size >= record.offset or id(record) in self._truncated
-                if record.key != f.key and fits and id(record) not in taken:
-                    matches.append((f, record))
-                    taken.add(id(record))
-                    break
         return matches
 
     async def _confirm(self, candidates: list[tuple[Found, FileRecord]]
@@ -454,7 +465,7 @@ class Discovery:
         async for f in _sliced(new):
             offset, guard = tail_of.get(f.key) or (0, EMPTY_GUARD)
             record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), offset, guard, f.size, f.path,
-                                _lineage(f.path, roots), LIVE, now)
+                                lineage_of(f.path, roots), LIVE, now)
             fresh.append(record)
             starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
         await engine.persist(fresh)
@@ -473,10 +484,7 @@ class Discovery:
         return self._lineages | set(self.families)
 
     def _starts_at_tail(self, f: Found) -> bool:
-        settings = self.engine.settings
-        if settings.start == "tail" and f.key in self.present_at_start:
-            return True
-        return settings.ignore_older is not None and time.time() - f.mtime > settings.ignore_older
+        return starts_at_tail(self.engine.settings, f, f.key in self.present_at_start)
 
     def _follow(self, tailer: Tailer) -> None:
         """Track and start ``tailer``, ordered within its lineage: after the files already shipping,
@@ -574,6 +582,44 @@ class Discovery:
             self.rescan_soon()
 
 
+# -- how a run decides, as pure functions (``logferry sources`` shows the same decisions) -------
+
+def saved_record(f: Found, records: list[FileRecord]) -> FileRecord | None:
+    """The saved record of ``f``'s inode (``records``) it resumes, if its head still matches and the
+    file is not shorter than the offset (the guard before the offset then confirms it: ``_confirm``).
+    The most recently seen first: a record declared gone may be found again."""
+    if len(records) > 1:
+        records = sorted(records, key=lambda r: r.seen, reverse=True)
+    for record in records:
+        if record.fp.matches(f.head) and f.size >= record.offset:
+            return record
+    return None
+
+
+def match_heads(files: list[Found], index: FingerprintIndex[FileRecord], truncated: frozenset[int] | set[int] = frozenset()
+                ) -> list[tuple[Found, FileRecord]]:
+    """New files that may be copies of saved records whose file is gone (``index``, by fingerprint):
+    another inode with the same head, at least as long as the offset (each record matched once), or
+    shorter when the record's own file was found truncated (``truncated``: record ids; see
+    ``Discovery._at_their_end``)."""
+    matches, taken = [], set()
+    for f in files:
+        for record in index.lookup(f.head):
+            fits = f.size >= record.offset or id(record) in truncated
+            if record.key != f.key and fits and id(record) not in taken:
+                matches.append((f, record))
+                taken.add(id(record))
+                break
+    return matches
+
+
+def starts_at_tail(settings: Settings, f: Found, present_at_start: bool) -> bool:
+    """Whether a new file (no saved record) starts at its end rather than its head."""
+    if settings.start == "tail" and present_at_start:
+        return True
+    return settings.ignore_older is not None and time.time() - f.mtime > settings.ignore_older
+
+
 def _age(tailer: Tailer) -> tuple[float, int, int]:
     """Sorts files of one lineage oldest first: by mtime, then (coarse file-system clocks give
     equal mtimes) by name: ``app.log.2`` before ``app.log.1`` before ``app.log``."""
@@ -587,7 +633,7 @@ def _rotation_rank(path: str, lineage: str) -> tuple[int, int]:
     suffix = path[len(lineage) + 1:].split(".")[0] if path.startswith(lineage) else ""
     return (0, -int(suffix)) if suffix.isdigit() else (0, 0)
 
-def _lineage(path: str, roots: set[str]) -> str:
+def lineage_of(path: str, roots: set[str]) -> str:
     """The log a path belongs to: ``app.log.1`` and ``app.log-2026`` belong to ``app.log``."""
     for i in range(len(path) - 1, len(os.path.dirname(path)), -1):
         if path[i] in _SEPARATORS and path[:i] in roots:

@@ -50,20 +50,31 @@ FORGET_EVERY = 3600.0
 ONCE_RETRY_LIMIT = 5
 
 
+def patterns_of(host: PluginHost, settings: Settings) -> list[str]:
+    """The patterns a run of ``settings`` follows (every source plugin's); a ConfigError if none."""
+    patterns = host.sources(settings)
+    if not patterns:
+        raise ConfigError("no files to follow: give a path or pattern, or [sources] paths in the config")
+    return patterns
+
+
+def own_outputs(sinks: list[Sink]) -> frozenset[str]:
+    """The files these sinks write: a run never follows them (it would ship their lines again and again)."""
+    return frozenset(os.path.realpath(s.output_path) for s in sinks if s.output_path)
+
+
 class Engine:
     """Follows the configured files and ships their lines to the configured sinks."""
 
     def __init__(self, settings: Settings, host: PluginHost | None = None, sinks: list[Sink] | None = None) -> None:
         self.settings = settings
         self.host = host or get_plugin_manager()
-        self.patterns = self.host.sources(settings)
-        if not self.patterns:
-            raise ConfigError("no files to follow: give a path or pattern, or [sources] paths in the config")
+        self.patterns = patterns_of(self.host, settings)
         specs = settings.sinks or [SinkSpec("-")]
         self.sinks = sinks if sinks is not None else [self.host.make_sink(s.url, s.options, settings) for s in specs]
         if not self.sinks:
             raise ConfigError("no sinks: every line needs somewhere to go")
-        self.outputs = frozenset(os.path.realpath(s.output_path) for s in self.sinks if s.output_path)
+        self.outputs = own_outputs(self.sinks)
         self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines)
         self.losses = Losses()
         self.metrics = Metrics()
@@ -157,7 +168,8 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         """A snapshot of the run's numbers (a new dict each call; totals count since :meth:`run` began).
 
-        ``files``: files followed; ``open_files``: descriptors held; ``read_bytes``/``read_lines``/
+        ``files``: files followed now; ``files_followed``: files followed since the start; ``unreadable_files``:
+        files a pattern matched that could not be read (skipped); ``open_files``: descriptors held; ``read_bytes``/``read_lines``/
         ``read_batches``: queued for the sinks; ``file_read_bytes``: the same per followed file (by path);
         ``acked_bytes``: acknowledged by every sink; ``checkpoint_lag_bytes``: read but not yet saved in
         the checkpoint store; ``unread_bytes``: seen in followed files, not yet read; ``oldest_unshipped_age``:
@@ -172,6 +184,8 @@ class Engine:
             "inflight_bytes": self.pipeline.inflight_bytes,
             "sinks": {s.describe(): dict(vars(st)) for s, st in zip(self.sinks, self.pipeline.stats)},
             "lost_bytes": self.losses.by_reason(),
+            "files_followed": metrics.files_followed,
+            "unreadable_files": self.discovery.unreadable,
             "cut_lines": sum(self.losses.cut_lines.values()),
             "scans": self.discovery.scans,
             "poll_sweeps": self.poller.sweeps,
@@ -194,6 +208,7 @@ class Engine:
 
     def start_tailer(self, tailer: Tailer) -> None:
         self._tailers[tailer] = None
+        self.metrics.files_followed += 1
         if not (tailer.go_dormant() or tailer.park_before_start()):
             self.run_tailer(tailer)
         self._no_tailers.clear()

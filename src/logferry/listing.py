@@ -10,6 +10,7 @@ import fnmatch
 import glob
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -30,8 +31,36 @@ class Found:
     compression: str | None = None  # "gzip", …: a compressed file, never shipped as text (see inspect)
 
 
-def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()
-           ) -> dict[Key, Found]:
+# Why a path a pattern matched is not followed: a run skips it, ``logferry sources`` shows the reason.
+# A new reason is one more constant here and one more check where the path is looked at.
+EXCLUDED = "excluded"  # an ``exclude`` pattern matches it (detail: the pattern)
+SINK_OUTPUT = "sink output"  # written by one of logferry's own sinks: following it would ship its lines again and again
+NOT_REGULAR = "not a regular file"  # a directory, FIFO, socket or device (detail: which)
+UNREADABLE = "unreadable"  # cannot be looked at, opened or read (detail: the system's reason); see inspect
+COMPRESSED = "compressed"  # its first bytes say gzip, xz, …: never shipped as text (detail: which); see inspect
+
+
+@dataclass(slots=True)
+class LeftOut:
+    """A path a pattern matched that is not followed, and why (one of the reasons above)."""
+
+    path: str
+    pattern: str | None  # the pattern that matched it (None: not known, for files found unreadable on opening)
+    reason: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Listing:
+    """What the patterns match: the files to follow, the paths left out, and per pattern how many
+    of the files to follow it matched (0: nothing to follow there)."""
+
+    found: dict[Key, Found]
+    left_out: list[LeftOut]
+    followed: dict[str, int]
+
+
+def survey(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()) -> Listing:
     """Expand the patterns into the regular files they match, by identity (runs on a worker thread).
 
     ``outputs`` are the paths of files logferry's own sinks write: following one would ship every
@@ -39,6 +68,8 @@ def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[
     """
     excludes = list(excludes)
     found: dict[Key, Found] = {}
+    left_out: list[LeftOut] = []
+    followed: dict[str, int] = {}
     own = set()
     for output in outputs:
         try:
@@ -46,29 +77,69 @@ def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[
         except OSError:
             pass
     for pattern in patterns:
+        followed[pattern] = 0
         for path in sorted(glob.iglob(os.path.expanduser(pattern), recursive=True)):
-            if _excluded(path, excludes):
+            excluded_by = _excluded(path, excludes)
+            if excluded_by is not None:
+                left_out.append(LeftOut(path, pattern, EXCLUDED, excluded_by))
                 continue
             try:
                 st = os.stat(path)
-            except OSError:
+            except FileNotFoundError:
+                if os.path.islink(path):
+                    left_out.append(LeftOut(path, pattern, UNREADABLE, "broken symbolic link"))
+                continue  # removed since it was listed
+            except OSError as exc:
+                left_out.append(LeftOut(path, pattern, UNREADABLE, exc.strerror or str(exc)))
                 continue
             if not stat.S_ISREG(st.st_mode):
+                left_out.append(LeftOut(path, pattern, NOT_REGULAR, _file_type(st.st_mode)))
                 continue
             key = key_of(st)
             if key in own:
+                left_out.append(LeftOut(path, pattern, SINK_OUTPUT))
                 continue
+            followed[pattern] += 1
             seen = found.get(key)
             if seen is None:
                 found[key] = Found(path, key, st.st_size, st.st_mtime, (path,))
             elif path not in seen.paths:
                 seen.paths += (path,)
-    return found
+    return Listing(found, left_out, followed)
 
 
-def _excluded(path: str, excludes: list[str]) -> bool:
+def unmatched(pattern: str, listing: Listing, follow: bool) -> str | None:
+    """What to tell a person about ``pattern`` when it leads to no file to follow (None when it
+    does): a run warns with it, ``logferry sources`` shows it. ``follow``: in follow mode, files
+    that appear later are picked up."""
+    if listing.followed.get(pattern):
+        return None
+    mine = [lo for lo in listing.left_out if lo.pattern == pattern]
+    if any(lo.reason == NOT_REGULAR and lo.detail == "directory" and lo.path == os.path.expanduser(pattern)
+           for lo in mine):  # the pattern names a directory (a pattern without wildcards lists itself)
+        # Not followed as a directory: a pattern means the same in every run (DIR/* may hold
+        # rotated, compressed or binary files the user did not mean); the fix is one edit away.
+        return (f"{pattern} is a directory: logferry follows files; to follow the files in it, give the "
+                f"pattern '{os.path.join(pattern, '*')}' (quoted, so that files created later are followed too)")
+    if mine:
+        reasons = Counter(lo.reason for lo in mine)
+        return (f"{pattern} matches no file to follow ({', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))}); "
+                f"see 'logferry sources'")
+    return f"no file matches {pattern}" + (" yet: files that appear later are followed" if follow else "")
+
+
+def _excluded(path: str, excludes: list[str]) -> str | None:
+    """The first exclude pattern matching ``path`` (or its name), if any."""
     name = os.path.basename(path)
-    return any(fnmatch.fnmatchcase(path, ex) or fnmatch.fnmatchcase(name, ex) for ex in excludes)
+    return next((ex for ex in excludes if fnmatch.fnmatchcase(path, ex) or fnmatch.fnmatchcase(name, ex)), None)
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None

@@ -63,6 +63,7 @@ class Metrics:
     read_lines: int = 0
     read_batches: int = 0
     acked_bytes: int = 0  # acknowledged by every sink
+    files_followed: int = 0  # files started this run (a rotated file and its successor: two)
     loop_lag: LagHistogram = field(default_factory=LagHistogram)
 
     def read(self, nbytes: int, nlines: int) -> None:

@@ -1,5 +1,6 @@
 """What ``logferry run --stats`` and ``--once`` show a person on stderr, from ``Engine.stats()``.
 
+:func:`summary_line`: the run's totals at exit, with ``--stats`` and for ``--once`` on a terminal.
 :class:`StatusReport`: every interval, rates since the last report, per sink backlog and retries, the
 age of the oldest unshipped line and the loop's lag. On a terminal it is a table redrawn in place
 (plain ANSI escapes); otherwise one log line per interval (so ``--log-format json`` applies).
@@ -48,6 +49,29 @@ def _lag_p99(before: dict[str, Any] | None, now: dict[str, Any]) -> float:
     return now["max"]  # pragma: no cover - the last bucket is +Inf
 
 
+def summary_line(stats: dict[str, Any]) -> str:
+    """The run's totals in one line, for the end of a run with ``--stats`` or of ``--once`` on a
+    terminal: files followed, lines and bytes read and shipped per sink, files skipped as
+    unreadable, bytes lost by reason, the loop's lag."""
+    sinks = "; ".join(f"{mask_url(name)} {st['lines']} lines {human_bytes(st['bytes'])} retries={st['retries']} "
+                      f"errors={st['failures']}" for name, st in stats["sinks"].items())
+    lost = ", ".join(f"{reason}={n} B" for reason, n in sorted(stats["lost_bytes"].items())) or "none"
+    skipped = stats["unreadable_files"]
+    lag = stats["loop_lag"]
+    return (f"summary: {stats['uptime']:.1f}s, {_files(stats['files_followed'])}, read {stats['read_lines']} lines "
+            f"({human_bytes(stats['read_bytes'])}); shipped: {sinks}; skipped {_files(skipped)} (unreadable); "
+            f"lost: {lost}; loop lag p99 {_ms(lag['p99'])}, max {_ms(lag['max'])}")
+
+
+def _files(n: int) -> str:
+    return f"{n} file{'' if n == 1 else 's'}"
+
+
+def log_summary(engine: Any) -> None:
+    """Log :func:`summary_line` (on ``logferry.stats``, which the caller shows at any ``--log-level``)."""
+    log.info("%s", summary_line(engine.stats()))
+
+
 class StatusReport:
     """Writes the run's numbers every ``interval`` seconds (``live``: a table redrawn in place)."""
 
@@ -73,15 +97,6 @@ class StatusReport:
             self._draw(rows)
         else:
             log.info("stats: %s", self._line(stats, rows))
-
-    def summary(self) -> None:
-        """The run's totals, once at the end (a log line, under the last table on a terminal)."""
-        stats = self.engine.stats()
-        sinks = "; ".join(f"{mask_url(name)} {st['lines']} lines {human_bytes(st['bytes'])} retries={st['retries']} "
-                          f"errors={st['failures']}" for name, st in stats["sinks"].items())
-        lag = stats["loop_lag"]
-        log.info("summary: %.1fs, read %d lines (%s); shipped: %s; loop lag p99 %s, max %s", stats["uptime"],
-                 stats["read_lines"], human_bytes(stats["read_bytes"]), sinks, _ms(lag["p99"]), _ms(lag["max"]))
 
     def _rows(self, stats: dict[str, Any], elapsed: float) -> dict[str, Any]:
         last = self._last or {"read_lines": 0, "read_bytes": 0, "sinks": {}}

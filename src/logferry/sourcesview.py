@@ -1,0 +1,199 @@
+"""``logferry sources``: what a run with these settings would follow right now, and why.
+
+The command a user reaches for when nothing arrives. It decides as a run's first scan does, with
+the same functions (``listing.survey`` and ``inspect``, ``discovery.saved_record``, ``match_heads``,
+``starts_at_tail``, ``lineage_of``), so the two cannot disagree, and it is read-only: the checkpoint
+database is read with :func:`~logferry.checkpoints.read_records` (no lock, nothing written or
+created), so it is safe beside a running logferry on the same state directory.
+
+What a run does after its first scan is not shown: files that appear later start at their head;
+a running logferry may have shipped more than its last commit (every ``commit_interval``) says.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .checkpoints import DB_NAME, LIVE, FileRecord, read_records
+from .configview import effective_sinks
+from .discovery import lineage_of, match_heads, saved_record, starts_at_tail
+from .engine import own_outputs, patterns_of
+from .identity import FingerprintIndex, Key
+from .listing import COMPRESSED, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
+from .plugins import PluginHost
+from .settings import Settings
+
+# Where a followed file starts (FileView.start).
+CHECKPOINT = "checkpoint"  # at its saved offset
+COPY = "copy"  # at the saved offset of a file that is gone, whose content it holds (copytruncate, mv)
+HEAD, TAIL = "head", "tail"  # a file with no checkpoint: its first byte, or just after its last line
+
+
+@dataclass
+class FileView:
+    """A file a run would follow."""
+
+    path: str
+    paths: list[str]  # every matched name of it (hard links, symbolic links)
+    log: str  # its lineage: the log it belongs to (app.log.1 belongs to app.log)
+    dev: int
+    inode: int
+    fingerprint_length: int  # bytes of its head that identify it (up to 1024)
+    size: int
+    offset: int  # where a run starts reading it
+    unshipped: int  # bytes after the offset
+    start: str  # CHECKPOINT, COPY, HEAD or TAIL
+    file_id: str | None  # of its saved record (None: a new one is made)
+    checkpoint_path: str | None  # where the saved record was taken (for a copy: the original)
+    note: str | None = None  # e.g. why a saved record is not used
+
+
+@dataclass
+class PatternView:
+    pattern: str
+    files: int  # files to follow it matches
+    warning: str | None  # what a run warns about it (None: nothing)
+
+
+@dataclass
+class NotFound:
+    """A saved record of a file being followed that no pattern leads to now: a run counts the bytes
+    it had seen beyond the offset as lost (``vanished_unread``) unless the file comes back."""
+
+    path: str
+    log: str
+    offset: int
+    size: int
+
+
+@dataclass
+class SourcesView:
+    state_dir: str
+    checkpoint_db: str | None  # None: no database yet, no checkpoints
+    checkpoints: int
+    patterns: list[PatternView]
+    files: list[FileView]
+    left_out: list[LeftOut]
+    not_found: list[NotFound]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` document (its fields are documented in docs/running.md)."""
+        return asdict(self)
+
+
+def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
+    """What a run of ``settings`` would follow now, from where, and what it leaves out (blocking I/O:
+    call it off any event loop)."""
+    patterns = patterns_of(host, settings)
+    sinks = [host.make_sink(spec.url, spec.options, settings) for spec in effective_sinks(settings)]  # never started
+    listing = survey(patterns, settings.exclude, own_outputs(sinks))
+    saved = read_records(settings.state_dir)
+    records = saved or []
+    known: dict[Key, list[FileRecord]] = {}
+    for record in records:
+        known.setdefault(record.key, []).append(record)
+    offsets = {key: [r.offset for r in known[key]] for key in listing.found if key in known}
+    files, unreadable = inspect(list(listing.found.values()), offsets)
+    compressed = [LeftOut(f.path, None, COMPRESSED, f.compression) for f in files if f.compression]
+    files = [f for f in files if not f.compression]
+    left_out = _unique(listing.left_out + [LeftOut(path, None, UNREADABLE, why) for path, why in unreadable]
+                       + compressed)
+
+    views: list[FileView] = []
+    claimed: set[int] = set()
+    new: list[tuple[Found, str | None]] = []
+    for f in files:  # as Discovery._match_inodes and _confirm
+        record = saved_record(f, known.get(f.key, []))
+        if record is not None and f.guards.get(record.offset) == record.guard:
+            views.append(_view(f, record.offset, CHECKPOINT, record.lineage, record))
+            claimed.add(id(record))
+        elif record is not None or any(r.state == LIVE for r in known.get(f.key, ())):
+            new.append((f, "truncated or rewritten since its checkpoint: read from its start"))
+        else:
+            new.append((f, None))
+    orphans = FingerprintIndex((r.fp, r) for r in records if r.state == LIVE and r.fp.length and id(r) not in claimed)
+    candidates = match_heads([f for f, _ in new], orphans) if orphans else []
+    checked = guards([(f.path, f.key, r.offset) for f, r in candidates])
+    copies = {id(f): r for (f, r), guard in zip(candidates, checked) if guard == r.guard}
+    for f, _ in new:
+        if id(f) in copies:
+            record = copies[id(f)]
+            views.append(_view(f, record.offset, COPY, record.lineage, record))
+            claimed.add(id(record))
+    new = [(f, note) for f, note in new if id(f) not in copies]
+    roots = {r.lineage for r in records} | {f.path for f, _ in new}
+    at_tail = [f for f, _ in new if starts_at_tail(settings, f, True)]
+    tail_of = {f.key: t for f, t in zip(at_tail, tails([(f.path, f.key) for f in at_tail],
+                                                        settings.max_line_bytes + 1))}
+    for f, note in new:
+        offset = tail_of[f.key][0] if tail_of.get(f.key) else 0
+        views.append(_view(f, offset, TAIL if f.key in tail_of else HEAD, lineage_of(f.path, roots), None, note))
+    views.sort(key=lambda v: (v.log, v.path != v.log, v.path))
+    return SourcesView(
+        str(settings.state_dir), str(Path(settings.state_dir) / DB_NAME) if saved is not None else None, len(records),
+        [PatternView(p, listing.followed[p], unmatched(p, listing, follow=True)) for p in patterns],
+        views, left_out,
+        [NotFound(r.path, r.lineage, r.offset, r.size) for r in records if r.state == LIVE and id(r) not in claimed],
+    )
+
+
+def _view(f: Found, offset: int, start: str, log: str, record: FileRecord | None, note: str | None = None
+          ) -> FileView:
+    return FileView(f.path, list(f.paths), log, f.key[0], f.key[1], len(f.head), f.size, offset,
+                    max(0, f.size - offset), start, record.file_id if record else None,
+                    record.path if record else None, note)
+
+
+def _unique(left_out: list[LeftOut]) -> list[LeftOut]:
+    """One entry a path (two patterns may match it), in path order."""
+    by_path: dict[str, LeftOut] = {}
+    for entry in left_out:
+        by_path.setdefault(entry.path, entry)
+    return sorted(by_path.values(), key=lambda e: e.path)
+
+
+def print_json(view: SourcesView, out: TextIO = sys.stdout) -> None:
+    json.dump(view.as_dict(), out, indent=2)
+    out.write("\n")
+
+
+def print_human(view: SourcesView, out: TextIO = sys.stdout) -> None:
+    """A readable report: the state directory, each pattern, the files followed, those left out."""
+    if view.checkpoint_db is None:
+        out.write(f"state directory {view.state_dir}: no checkpoints yet\n")
+    else:
+        out.write(f"state directory {view.state_dir}: {_count(view.checkpoints, 'checkpoint')} in {view.checkpoint_db}\n")
+    for p in view.patterns:
+        out.write(f"pattern {p.pattern}: " + (f"warning: {p.warning}" if p.warning else _count(p.files, "file")) + "\n")
+    out.write(f"\nfollowed: {_count(len(view.files), 'file')}\n")
+    if view.files:
+        rows = [("PATH", "LOG", "DEV:INODE", "FP", "SIZE", "OFFSET", "UNSHIPPED", "START")]
+        for v in view.files:
+            start = f"copy of {v.checkpoint_path}" if v.start == COPY else v.start
+            rows.append((v.path, v.log, f"{v.dev}:{v.inode}", str(v.fingerprint_length), str(v.size), str(v.offset),
+                         str(v.unshipped), start + (f" ({v.note})" if v.note else "")))
+        _table(rows, out, right=frozenset({3, 4, 5, 6}))
+    out.write(f"\nleft out: {_count(len(view.left_out), 'path')}\n")
+    if view.left_out:
+        _table([("PATH", "REASON")] + [(e.path, e.reason + (f" ({e.detail})" if e.detail else ""))
+                                       for e in view.left_out], out)
+    if view.not_found:
+        out.write(f"\nsaved but not found: {_count(len(view.not_found), 'file')} (a run counts the bytes it had "
+                  "seen after their offset as lost, unless they come back)\n")
+        _table([("PATH", "LOG", "OFFSET", "SIZE")] + [(n.path, n.log, str(n.offset), str(n.size))
+                                                      for n in view.not_found], out, right=frozenset({2, 3}))
+
+
+def _table(rows: list[tuple[str, ...]], out: TextIO, right: frozenset[int] = frozenset()) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        out.write("  " + "  ".join(cells).rstrip() + "\n")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
