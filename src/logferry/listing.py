@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .identity import EMPTY_GUARD, Key, guard_at, guard_of, key_of, open_readonly, read_head
+from .identity import EMPTY_GUARD, Key, birth_time, file_root, guard_at, guard_of, key_of, open_readonly, read_head
 
 
 @dataclass(slots=True)
@@ -27,6 +27,7 @@ class Found:
     paths: tuple[str, ...] = ()
     head: bytes = b""
     guards: dict[int, bytes | None] = field(default_factory=dict)  # offset → guard there (see inspect)
+    root: str = ""  # identity.file_root (see inspect)
 
 
 def expand(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()
@@ -72,10 +73,10 @@ def _excluded(path: str, excludes: list[str]) -> bool:
 
 def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
             ) -> tuple[list[Found], list[tuple[str, str]]]:
-    """Read the head of each new file, and its guards at ``offsets[key]`` (saved records' offsets:
-    one open per file confirms where to resume). Files renamed or replaced since the scan listed
-    them are left out (the next scan sees them where they are now); unreadable ones are returned as
-    (path, reason)."""
+    """Read the head and root (see ``identity.file_root``) of each new file, and its guards at
+    ``offsets[key]`` (saved records' offsets: one open per file confirms where to resume). Files
+    renamed or replaced since the scan listed them are left out (the next scan sees them where they
+    are now); unreadable ones are returned as (path, reason)."""
     offsets = offsets or {}
     out, unreadable = [], []
     for f in files:
@@ -91,6 +92,7 @@ def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
             if key_of(st) == f.key:
                 head = read_head(fd)
                 f.head, f.size, f.mtime = head, st.st_size, st.st_mtime
+                f.root = file_root(f.key, birth_time(fd))
                 # Small offsets lie within the head just read: no second read for their guard.
                 f.guards = {offset: guard_of(head, offset) if offset <= len(head) else guard_at(fd, offset)
                             for offset in offsets.get(f.key, ())}
