@@ -187,3 +187,29 @@ def test_a_state_directory_of_schema_1_keeps_the_ids_of_files_being_shipped(tmp_
     db = sqlite3.connect(tmp_path / "state" / "checkpoints.db")
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
     db.close()
+
+
+def test_a_copy_that_takes_over_a_truncated_file_ships_its_lines_with_the_original_ids(settings, tmp_path: Path
+                                                                                        ) -> None:
+    out = tmp_path / "out.json"
+    s = settings(str(tmp_path / "in" / "app.log*"), sinks=[f"file:{out}"], format="json", rotate_wait=2.0,
+                 watch=False)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path, "out.json")) == 100)
+        append(log, lines("a", 50, start=100))  # not read yet when logrotate copies and truncates
+        shutil.copyfile(log, log.with_name("app.log.1"))
+        os.truncate(log, 0)
+        append(log, lines("a", 30, start=150))
+        await wait_for(lambda: len(out_lines(tmp_path, "out.json")) >= 180)
+
+    run_engine(s, until)
+    records = [json.loads(line) for line in out_lines(tmp_path, "out.json")]
+    assert [r["line"] for r in records] == [f"a-{i:06d}" for i in range(180)]
+    bases = [r["id"].split(":")[0] for r in records]
+    assert {r["path"] for r in records[100:150]} == {str(log.with_name("app.log.1"))}
+    assert len(set(bases[:150])) == 1  # the original's lines, whichever file they were read from
+    assert len(set(bases[150:])) == 1 and bases[150] != bases[0]
+    assert [r["id"] for r in records[:150]] == [f"{bases[0]}:{r['offset']}" for r in records[:150]]

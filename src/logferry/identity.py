@@ -25,6 +25,7 @@ import hashlib
 import os
 import socket
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -86,16 +87,16 @@ def guard_of(data: bytes | memoryview, end: int) -> bytes:
 
 _AT_EMPTY_PATH, _STATX_BTIME = 0x1000, 0x800
 _STX_MASK, _STX_BTIME = 0, 80  # offsets in struct statx (linux/stat.h)
+_local = threading.local()
 
 
 @functools.cache
 def _statx() -> Callable[..., int] | None:
     try:
-        fn = ctypes.CDLL(None, use_errno=True).statx  # glibc >= 2.28; Python 3.11 has no os.statx
+        fn = ctypes.CDLL(None).statx  # glibc >= 2.28; Python 3.11 has no os.statx
     except (AttributeError, OSError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
-    fn.restype = ctypes.c_int
+    fn.restype = ctypes.c_int  # its arguments (ints, bytes, a buffer) convert as they are: argtypes cost 2 µs a call
     return fn
 
 
@@ -105,7 +106,9 @@ def birth_time(fd: int) -> int | None:
     statx = _statx()
     if statx is None:
         return None
-    buf = ctypes.create_string_buffer(256)  # one per call: worker threads call this concurrently
+    buf = getattr(_local, "statx_buf", None)
+    if buf is None:  # one per thread: worker threads call this concurrently
+        buf = _local.statx_buf = ctypes.create_string_buffer(256)
     if statx(fd, b"", _AT_EMPTY_PATH, _STATX_BTIME, buf) != 0:
         return None
     (mask,) = struct.unpack_from("I", buf, _STX_MASK)
@@ -131,25 +134,20 @@ def host_id() -> str:
     return f"{machine}/{socket.gethostname()}"
 
 
-def _hash(*parts: str | bytes, size: int = 16) -> str:
-    h = hashlib.blake2b(digest_size=size, person=b"logferry-id")
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        h.update(b"%d:" % len(data))  # length-prefixed: no two part lists hash the same bytes
-        h.update(data)
-    return h.hexdigest()
+def _hash(data: bytes, size: int = 16) -> str:
+    return hashlib.blake2b(data, digest_size=size, person=b"logferry-id").hexdigest()
 
 
 def file_root(key: Key, birth: int | None) -> str:
     """What identifies a file on this host, whoever looks: host, (device, inode), birth time. Without
     a birth time an inode reused by a new file has the old file's root (its first line still counts)."""
-    return _hash(host_id(), str(key[0]), str(key[1]), "" if birth is None else str(birth))
+    return _hash(f"root\0{host_id()}\0{key[0]}\0{key[1]}\0{'' if birth is None else birth}".encode())
 
 
 def next_origin(id_base: str, origin: str) -> str:
     """The origin of the generation that follows a truncation, from the previous generation's id
     base (or its origin, when it shipped nothing: a copy of it may still ship from that origin)."""
-    return _hash("truncated", id_base or origin)
+    return _hash(f"next\0{id_base or origin}".encode())
 
 
 def line_id_base(origin: str, head: bytes, max_line: int, whole: bool = False) -> str:
@@ -167,7 +165,7 @@ def line_id_base(origin: str, head: bytes, max_line: int, whole: bool = False) -
         head = head[:limit]
     elif not whole:
         return ""
-    return _hash(origin, head, size=8)
+    return _hash(origin.encode() + b"\0" + head, size=8)  # origins are hex: no NUL in them
 
 
 def open_readonly(path: str) -> int:
