@@ -7,6 +7,8 @@ import array
 import fcntl
 import os
 import signal
+import subprocess
+import sys
 import termios
 from pathlib import Path
 
@@ -153,3 +155,14 @@ def test_ctrl_c_while_a_sink_cannot_start_says_so_once_the_stop_lingers(tmp_path
     assert code == 0
     assert log.read_text().startswith(
         "logferry: WARNING: stopping: waiting up to 10m for the sinks to finish; press Ctrl-C again to stop now\n")
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
+    """`logferry sources --json | head -1`: no 'internal error' when the reader stops reading."""
+    for n in range(300):
+        (tmp_path / f"f{n:03d}.log").write_bytes(b"x\n")
+    proc = subprocess.run(f"{sys.executable} -m logferry sources '{tmp_path}/*.log' --state-dir {tmp_path}/s --json"
+                          " | head -c 10 > /dev/null; exit ${PIPESTATUS[0]}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60)
+    assert proc.stderr == "", proc.stderr
+    assert proc.returncode in (0, 141)

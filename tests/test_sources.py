@@ -146,3 +146,35 @@ def test_a_bad_config_or_no_pattern_is_one_line_and_exit_2(tmp_path: Path) -> No
     none = cli("sources", "--state-dir", str(tmp_path / "s"))
     assert none.returncode == 2 and none.stderr.startswith("logferry: error: no files to follow"), none.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_sources_reads_a_state_directory_of_the_previous_schema(tmp_path: Path) -> None:
+    """A state directory written before line ids were derived (schema 1) is read as it is: sources
+    migrates nothing (it writes nothing)."""
+    import sqlite3
+
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    st = log.stat()
+    db = sqlite3.connect(state / "checkpoints.db")
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE files (file_id TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+            fp_len INTEGER NOT NULL, fp BLOB NOT NULL, offset INTEGER NOT NULL, guard BLOB NOT NULL,
+            size INTEGER NOT NULL, path TEXT NOT NULL, lineage TEXT NOT NULL, state TEXT NOT NULL, seen REAL NOT NULL);
+    """)
+    from logferry.identity import Fingerprint, guard_of
+
+    fp = Fingerprint.of(b"one\ntwo\n")
+    db.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+               ("0123456789abcdef", st.st_dev, st.st_ino, fp.length, fp.value, 4, guard_of(b"one\n", 4), 8,
+                str(log), str(log), "live", 0.0))
+    db.commit()
+    db.close()
+    result = cli("sources", str(log), "--state-dir", str(state), "--json")
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["files"]
+    assert entry["offset"] == 4 and entry["unshipped"] == 4 and entry["start"] == "checkpoint", entry

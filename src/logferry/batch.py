@@ -24,7 +24,8 @@ class Batch:
     path: str
     """The file's path when the lines were read (a rotated file keeps its identity, not its name)."""
     file_id: str
-    """Stable identity of the file: the same across renames and restarts, new after a truncation."""
+    """The base of the lines' ids, derived from the file (see ``identity.line_id_base``): the same
+    across renames, restarts and state directories, new after a truncation."""
     offset: int
     end: int
     data: bytes | memoryview
@@ -57,5 +58,6 @@ class Batch:
             offset += len(line) + 1
 
     def line_id(self, offset: int) -> str:
-        """The identifier of the line starting at ``offset``: stable across re-deliveries."""
+        """The identifier of the line starting at ``offset``: the same on every re-delivery, from any
+        state directory."""
         return f"{self.file_id}:{offset}"

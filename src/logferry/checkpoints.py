@@ -1,8 +1,9 @@
 """Where offsets are saved: one SQLite database (WAL mode) in the state directory.
 
-Each followed file has a :class:`FileRecord`, keyed by a random ``file_id`` that is written before
-any of the file's lines is shipped, so line ids stay the same on every re-delivery. A record's
-offset only moves when every sink has acknowledged the batch ending there (see ``pipeline``).
+Each followed file has a :class:`FileRecord`, keyed by a random ``file_id``. The base of its line
+ids (``id_base``, see ``identity.line_id_base``) is written before any of its lines is shipped, so
+line ids stay the same on every re-delivery. A record's offset only moves when every sink has
+acknowledged the batch ending there (see ``pipeline``).
 Commits are SQLite transactions with ``synchronous=FULL``: atomic and durable. All database work
 runs on one dedicated thread, never on the event loop.
 """
@@ -29,7 +30,7 @@ from .identity import Fingerprint, Key
 log = logging.getLogger("logferry.checkpoints")
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "checkpoints.db"
 LOCK_NAME = "lock"
 
@@ -47,15 +48,30 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL,
     lineage TEXT NOT NULL,
     state TEXT NOT NULL,
-    seen REAL NOT NULL
+    seen REAL NOT NULL,
+    root TEXT NOT NULL DEFAULT '',
+    origin TEXT NOT NULL DEFAULT '',
+    id_base TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS files_by_inode ON files (dev, ino);
 """
-_COLUMNS = "file_id, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen"
+_COLUMNS = "file_id, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen, root, origin, id_base"
 _UPSERT = (
-    f"INSERT INTO files ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(file_id) DO UPDATE SET "
+    f"INSERT INTO files ({_COLUMNS}) VALUES ({','.join('?' * len(_COLUMNS.split(', ')))}) "
+    "ON CONFLICT(file_id) DO UPDATE SET "
     + ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS.split(", ")[1:])
 )
+
+_MIGRATIONS = {
+    # 1 → 2: line ids derived from the file, not random. Records written before keep their random
+    # file_id as the base of their ids, so the ids of files being shipped do not change on upgrade.
+    1: """
+    ALTER TABLE files ADD COLUMN root TEXT NOT NULL DEFAULT '';
+    ALTER TABLE files ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+    ALTER TABLE files ADD COLUMN id_base TEXT NOT NULL DEFAULT '';
+    UPDATE files SET origin = file_id, id_base = file_id;
+    """,
+}
 
 LIVE, DONE, GONE = "live", "done", "gone"
 """Record states: being followed; drained and closed (rotated away or deleted); vanished unread."""
@@ -79,16 +95,20 @@ class FileRecord:
     lineage: str  # the path it was first followed at: rotations of one log share it
     state: str = LIVE
     seen: float = 0.0
+    root: str = ""  # identity.file_root of the file it was created for ("" if saved by schema 1)
+    origin: str = ""  # what this generation's line ids derive from (see identity.next_origin)
+    id_base: str = ""  # its lines' ids are ID_BASE:OFFSET; "" until its first line is known
 
     def row(self) -> tuple[Any, ...]:
         return (self.file_id, self.key[0], self.key[1], self.fp.length, self.fp.value, self.offset, self.guard,
-                self.size, self.path, self.lineage, self.state, self.seen or time.time())
+                self.size, self.path, self.lineage, self.state, self.seen or time.time(), self.root, self.origin,
+                self.id_base)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> FileRecord:
-        fid, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen = row
+        fid, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen, root, origin, id_base = row
         return cls(fid, (dev, ino), Fingerprint(fp_len, bytes(fp)), offset, bytes(guard), size, path, lineage,
-                   state, seen)
+                   state, seen, root, origin, id_base)
 
 
 class CheckpointStore:
@@ -168,6 +188,8 @@ class CheckpointStore:
                     f"checkpoint database {self.path} was written by a newer logferry "
                     f"(schema {version[0]}, this one reads {SCHEMA_VERSION})"
                 )
+            else:
+                _migrate(db, int(version[0]))
             records = [FileRecord.from_row(row) for row in db.execute(f"SELECT {_COLUMNS} FROM files")]
         except BaseException:
             db.close()
@@ -208,6 +230,13 @@ class CheckpointStore:
             self._lock_fd = None
 
 
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring a database of schema ``version`` up to SCHEMA_VERSION, one atomic step a version."""
+    for step in range(version, SCHEMA_VERSION):
+        db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[step]} "
+                         f"UPDATE meta SET value = '{step + 1}' WHERE key = 'schema_version'; COMMIT;")
+
+
 def read_records(state_dir: Path) -> list[FileRecord] | None:
     """Every saved record, read without disturbing a run that uses ``state_dir`` (``logferry sources``).
 
@@ -233,6 +262,9 @@ def read_records(state_dir: Path) -> list[FileRecord] | None:
             if version is not None and int(version[0]) > SCHEMA_VERSION:
                 raise ConfigError(f"checkpoint database {path} was written by a newer logferry "
                                   f"(schema {version[0]}, this one reads {SCHEMA_VERSION})")
+            if version is not None and int(version[0]) < SCHEMA_VERSION:  # not migrated yet: as the migration would
+                v1 = "file_id, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen"
+                return [FileRecord.from_row(row) for row in db.execute(f"SELECT {v1}, '', file_id, file_id FROM files")]
             return [FileRecord.from_row(row) for row in db.execute(f"SELECT {_COLUMNS} FROM files")]
         finally:
             db.close()

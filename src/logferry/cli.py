@@ -11,6 +11,7 @@ import asyncio
 import difflib
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -265,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `logferry sources | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141  # as a program killed by SIGPIPE
     except Exception as exc:  # a bug: still one line unless --debug
         hint = "run with --debug for the traceback" if hasattr(args, "debug") else "a bug: please report it"
         _report(f"internal error: {type(exc).__name__}: {exc} ({hint})", log_format, debug)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
-from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key
+from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key, line_id_base, next_origin
 from .listing import Found, Listing, copy_guards, guards, inspect, survey, tails, unmatched
 from .tailer import HEAD_KEPT, Tailer
 
@@ -464,8 +464,11 @@ class Discovery:
         roots = self._roots() | {f.path for f in new}
         async for f in _sliced(new):
             offset, guard = tail_of.get(f.key) or (0, EMPTY_GUARD)
+            origin = self._origin(f)
+            # Most files already hold their first line: their id base is saved with the record.
             record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), offset, guard, f.size, f.path,
-                                lineage_of(f.path, roots), LIVE, now)
+                                lineage_of(f.path, roots), LIVE, now, root=f.root, origin=origin,
+                                id_base=line_id_base(origin, f.head, engine.policy.max_line))
             fresh.append(record)
             starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
         await engine.persist(fresh)
@@ -478,6 +481,18 @@ class Discovery:
         starts.sort(key=lambda s: _age(s[1]))
         async for _, tailer in _sliced(starts):
             self._follow(tailer)
+
+    def _origin(self, f: Found) -> str:
+        """Where a new record's line ids derive from: the file's root, unless saved records of the same
+        file (same root) say it was truncated while logferry was stopped: then it follows the last of
+        them, as if the truncation had been seen live (its lines must not get the old lines' ids)."""
+        same = [r for r in self.known.get(f.key, ()) if r.root == f.root]
+        followed = {r.origin for r in same}
+        last = [r for r in same if next_origin(r.id_base, r.origin) not in followed]
+        if not last:
+            return f.root
+        latest = max(last, key=lambda r: r.seen)
+        return next_origin(latest.id_base, latest.origin)
 
     def _roots(self) -> set[str]:
         """Every lineage known: of files followed now and of saved records."""

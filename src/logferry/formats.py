@@ -21,7 +21,8 @@ def encode_json(batch: Batch) -> bytes:
     """One JSON object per line: ``ts``, ``path``, ``offset``, ``id`` and ``line``.
 
     ``line`` is the line without its newline, decoded as UTF-8 with invalid bytes replaced (U+FFFD);
-    NUL and control characters are escaped. ``id`` is stable across re-deliveries.
+    NUL and control characters are escaped. ``id`` is ``Batch.line_id``: the same on every
+    re-delivery, from any state directory.
     """
     ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(batch.read_at)) + f".{int(batch.read_at % 1 * 1000):03d}Z"
     head = f'{{"ts":"{ts}","path":{encode_basestring(batch.path)},"id":"{batch.file_id}:'

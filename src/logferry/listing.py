@@ -14,7 +14,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .identity import EMPTY_GUARD, Key, compression, guard_at, guard_of, key_of, open_readonly, read_head
+from .identity import (EMPTY_GUARD, Key, birth_time, compression, file_root, guard_at, guard_of, key_of,
+                       open_readonly, read_head)
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class Found:
     head: bytes = b""
     guards: dict[int, bytes | None] = field(default_factory=dict)  # offset → guard there (see inspect)
     compression: str | None = None  # "gzip", …: a compressed file, never shipped as text (see inspect)
+    root: str = ""  # identity.file_root (see inspect)
 
 
 # Why a path a pattern matched is not followed: a run skips it, ``logferry sources`` shows the reason.
@@ -144,10 +146,11 @@ def _file_type(mode: int) -> str:
 
 def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
             ) -> tuple[list[Found], list[tuple[str, str]]]:
-    """Read the head of each new file, and its guards at ``offsets[key]`` (saved records' offsets:
-    one open per file confirms where to resume), and tell compressed files by their first bytes.
-    Files renamed or replaced since the scan listed them are left out (the next scan sees them where
-    they are now); unreadable ones are returned as (path, reason)."""
+    """Read the head and root (see ``identity.file_root``) of each new file, and its guards at
+    ``offsets[key]`` (saved records' offsets: one open per file confirms where to resume), and tell
+    compressed files by their first bytes. Files renamed or replaced since the scan listed them are
+    left out (the next scan sees them where they are now); unreadable ones are returned as
+    (path, reason)."""
     offsets = offsets or {}
     out, unreadable = [], []
     for f in files:
@@ -164,6 +167,7 @@ def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
                 head = read_head(fd)
                 f.head, f.size, f.mtime = head, st.st_size, st.st_mtime
                 f.compression = compression(head)
+                f.root = file_root(f.key, birth_time(fd))
                 # Small offsets lie within the head just read: no second read for their guard.
                 f.guards = {offset: guard_of(head, offset) if offset <= len(head) else guard_at(fd, offset)
                             for offset in offsets.get(f.key, ())}

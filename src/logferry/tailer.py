@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .batch import Batch
 from .checkpoints import DONE, FileRecord, new_file_id
-from .identity import EMPTY_GUARD, GUARD, Fingerprint, Key, key_of, open_readonly
+from .identity import EMPTY_GUARD, GUARD, ID_HEAD, Fingerprint, Key, key_of, line_id_base, next_origin, open_readonly
 from .reader import Piece, Step, read_step
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("logferry.tailer")
 SMALL_READ = 64 << 10  # the least a read reserves of the in-flight budget
-HEAD_KEPT = 64  # first bytes kept per file (of up to FP_MAX read): 10,000 files would keep 10 MB
+HEAD_KEPT = ID_HEAD  # first bytes kept per file (of up to FP_MAX read): 10,000 files would keep 10 MB
 
 
 class Tailer:
@@ -360,17 +360,24 @@ class Tailer:
 
     async def _ship(self, pieces: list[Piece]) -> None:
         engine = self.engine
-        if self.record.fp.length != self._saved_fp_length:
+        record = self.record
+        if not record.id_base or record.fp.length != self._saved_fp_length:
+            if not record.id_base:
+                # Fixed as the first line leaves: ``head`` holds the file's first bytes up to the end
+                # of what was read (its first line whole, or ID_HEAD bytes of it), or the whole file
+                # when its only line ships unterminated.
+                record.id_base = line_id_base(record.origin, self.head, engine.policy.max_line, whole=True)
             # A file's identity is durable before its lines leave: a record saved with a shorter
             # fingerprint (a file that was empty or small) could be mistaken for another file
-            # after a crash, e.g. for what a copytruncate left at the same inode.
-            await engine.persist([self.record])
-            self._saved_fp_length = self.record.fp.length
+            # after a crash, e.g. for what a copytruncate left at the same inode; and re-delivered
+            # lines keep their ids.
+            await engine.persist([record])
+            self._saved_fp_length = record.fp.length
         self.shipped = True
         metrics = engine.metrics
         for piece in pieces:
             nlines = piece.lines if piece.data else 0
-            batch = Batch(self.path, self.record.file_id, piece.start, piece.end, piece.data, nlines=nlines)
+            batch = Batch(self.path, record.id_base, piece.start, piece.end, piece.data, nlines=nlines)
             metrics.read(len(piece.data), nlines)
             self.read_bytes += len(piece.data)
             self.pos, self.guard = piece.end, piece.guard
@@ -438,6 +445,10 @@ class Tailer:
         """copytruncate or a rewrite: finish this generation (in a copy if one holds it), restart at 0."""
         old = self.record
         log.warning("%s was truncated or rewritten at offset %d; reading it again from its start", self.path, self.pos)
+        if not old.id_base:  # nothing shipped yet: fix its ids from its head (still the old one) while it is known
+            old.id_base = line_id_base(old.origin, self.head, self.engine.policy.max_line)
+            if old.id_base:  # saved before a copy may ship its lines with it
+                await self.engine.persist([old])
         copy = await self.engine.discovery.adopt_copy(self)
         # This generation is over: whoever waits for it may go on; the next one has a drained of its own.
         self._set_drained()
@@ -450,7 +461,9 @@ class Tailer:
         if copy is None or copy.record is not old:  # no copy took this generation's record over
             old.state = DONE
             self.engine.record_changed(old)
-        record = FileRecord(new_file_id(), self.key, Fingerprint.of(b""), 0, EMPTY_GUARD, 0, self.path, old.lineage)
+        # Its line ids derive from the old generation's: the same offsets get new ids.
+        record = FileRecord(new_file_id(), self.key, Fingerprint.of(b""), 0, EMPTY_GUARD, 0, self.path, old.lineage,
+                            root=old.root, origin=next_origin(old.id_base, old.origin))
         await self.engine.persist([record])  # its file_id is durable before any line leaves
         self._begin(record, b"")
 
