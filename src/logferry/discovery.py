@@ -547,8 +547,10 @@ class Discovery:
                     # read from the original before it was truncated (logrotate's race window). The
                     # copy holds nothing unread: it is followed from its end, under a record of its
                     # own (the original's may still move forward as its last batches are acknowledged).
+                    old = original.record  # its lines are the original's: so are their ids
                     record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), at, guard, at, f.path,
-                                        original.record.lineage, LIVE, time.time())
+                                        old.lineage, LIVE, time.time(), root=old.root, origin=old.origin,
+                                        id_base=old.id_base)
                     await self.engine.persist([record])
                     log.info("%s is a copy of %s made before its last %d bytes were written: nothing in it is "
                              "unread", f.path, original.path, original.pos - at)
