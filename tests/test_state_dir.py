@@ -160,6 +160,7 @@ def test_a_state_directory_deleted_while_running_is_recreated_with_every_checkpo
         append(inputs, lines("a", 30, start=50))
         wait_until(lambda: count_lines(out) == 100)
         wait_until(lambda: (state / DB_NAME).exists())
+        assert (state / "lock").read_text().strip() == str(daemon.proc.pid)  # locked again
         time.sleep(1.5)  # the next commit after the last line
     finally:
         code, _ = daemon.stop()

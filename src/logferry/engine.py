@@ -125,7 +125,7 @@ class Engine:
     def _raise_if_unacknowledged(self, failure: LogferryError | None) -> None:
         """A ``--once`` run must not end as a success with lines it read not delivered."""
         nbytes, files, sinks = self.pipeline.unacknowledged()
-        if not nbytes and not files:
+        if (not nbytes and not files) or isinstance(failure, ConfigError):
             if failure is not None:
                 raise failure
             return
