@@ -406,13 +406,14 @@ class CheckpointStore:
         lock it again and write back every record."""
         try:
             st = os.stat(self.path)
-            if (st.st_dev, st.st_ino) == self._identity:
+            if self._db is not None and (st.st_dev, st.st_ino) == self._identity:
                 return
             what = "replaced"
         except FileNotFoundError:
             what = "deleted"
-        log.error("checkpoint database %s was %s while logferry ran; writing every checkpoint (%d files) "
-                  "to a new one", self.path, what, len(self._rows))
+        if self._db is not None:  # not again while making the new one fails (the engine says that once)
+            log.error("checkpoint database %s was %s while logferry ran; writing every checkpoint (%d files) "
+                      "to a new one", self.path, what, len(self._rows))
         rows = list(self._rows.values())
         self._close()
         self._lock_state_dir()
@@ -424,6 +425,7 @@ class CheckpointStore:
         self._rows.update((row[0], row) for row in rows)
 
     def _forget(self, older_than: float, keep: set[str]) -> int:
+        self._reopen_if_gone()
         assert self._db is not None
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")

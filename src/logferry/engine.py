@@ -406,7 +406,12 @@ class Engine:
             if time.monotonic() - last_forget > FORGET_EVERY and not self.discovery.first_scan:
                 last_forget = time.monotonic()
                 keep = {t.record.file_id for t in self._tailers}
-                forgotten = await self.store.forget(time.time() - self.settings.forget_after, keep)
+                try:
+                    forgotten = await self.store.forget(time.time() - self.settings.forget_after, keep)
+                except Exception as exc:  # a full state disk, say: old records wait for the next round
+                    log.warning("could not forget old checkpoints (%s: %s); trying again in %ds",
+                                type(exc).__name__, exc, int(FORGET_EVERY))
+                    continue
                 if forgotten:
                     log.info("forgot %d checkpoints of files gone for over %ss", forgotten,
                              int(self.settings.forget_after))
