@@ -293,3 +293,25 @@ def test_once_gives_up_on_a_full_output_disk_after_5_attempts_and_says_so(tmp_pa
     last = result.stderr.strip().splitlines()[-1]
     assert "gave up after 5 attempts (cannot write to" in last and "No space left on device" in last, last
     assert "of 1 file were not acknowledged" in last, last
+
+
+def test_once_whose_last_checkpoint_save_fails_exits_1(tmp_path: Path, inputs: Path) -> None:
+    """The output is a pipe the test reads, so the state disk can be filled while the run ships."""
+    inputs.write_bytes(lines("a", 30_000))  # several times a pipe's buffer
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with tmpfs(tmp_path / "fs") as fs:
+        proc = subprocess.Popen([*LOGFERRY, "run", str(inputs), "--once", "--sink", f"file:{fifo}",
+                                 "--state-dir", str(fs / "state")], stderr=subprocess.PIPE, text=True)
+        with open(fifo, "rb") as pipe:
+            received = pipe.read(64 << 10)
+            time.sleep(1.5)  # a commit saves the first acknowledged batches
+            fill(fs)
+            while chunk := pipe.read(64 << 10):
+                received += chunk
+        _, err = proc.communicate(timeout=60)
+    assert received == lines("a", 30_000)  # delivered in full
+    assert proc.returncode == 1, err
+    assert err.count("could not save checkpoints in") == 1, err
+    last = err.strip().splitlines()[-1]
+    assert "the checkpoints of 1 file could not be saved in" in last and "shipped again next run" in last, last

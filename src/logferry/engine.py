@@ -120,14 +120,20 @@ class Engine:
             await self.store.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self.settings.once:
-            self._raise_if_unacknowledged(failure)
+            self._raise_if_incomplete(failure)
 
-    def _raise_if_unacknowledged(self, failure: LogferryError | None) -> None:
-        """A ``--once`` run must not end as a success with lines it read not delivered."""
+    def _raise_if_incomplete(self, failure: LogferryError | None) -> None:
+        """A ``--once`` run must not end as a success with lines it read not delivered, or with its
+        checkpoints not saved (the next run would ship again what this one shipped)."""
         nbytes, files, sinks = self.pipeline.unacknowledged()
         if (not nbytes and not files) or isinstance(failure, ConfigError):
             if failure is not None:
                 raise failure
+            if self._dirty:
+                files = f"{len(self._dirty)} file{'' if len(self._dirty) == 1 else 's'}"
+                raise LogferryError(f"the checkpoints of {files} could not be saved in "
+                                    f"{self.store.path} (see above): what they shipped since the last save "
+                                    "is shipped again next run")
             return
         cause = str(failure) if failure is not None else (
             f"stopped before every sink acknowledged (shutdown_timeout {self.settings.shutdown_timeout:g}s)")
