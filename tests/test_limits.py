@@ -193,13 +193,16 @@ def test_a_failing_sink_is_retried_until_it_takes_the_batch(settings, tmp_path: 
 def test_once_gives_up_on_a_sink_that_keeps_failing(settings, tmp_path: Path, monkeypatch) -> None:
     import pytest
 
-    from logferry import LogferryError
+    from logferry import NotAcknowledged
 
     monkeypatch.setattr("logferry.pipeline.RETRY_FIRST", 0.001)
     s = settings(once=True)
     (tmp_path / "in" / "a.log").write_bytes(b"x\n")
-    with pytest.raises(LogferryError, match="sink flaky: failed: ConnectionError: the destination is down"):
-        run_engine(s, sinks=[FlakySink(failures=100)])
+    sink = FlakySink(failures=100)
+    with pytest.raises(NotAcknowledged, match=r"^sink flaky: gave up after 5 attempts \(ConnectionError: the "
+                       r"destination is down\); 2 bytes of 1 file were not acknowledged by flaky:") as info:
+        run_engine(s, sinks=[sink])
+    assert sink.failures == 100 - 5 and (info.value.bytes, info.value.files, info.value.sinks) == (2, 1, ["flaky:"])
 
 
 def test_once_ships_every_file_when_there_are_more_files_than_descriptors(tmp_path: Path) -> None:

@@ -153,21 +153,6 @@ def test_two_runs_cannot_share_a_state_dir(tmp_path: Path) -> None:
     assert "in use by another logferry" in second.stderr
 
 
-def test_a_corrupt_state_store_is_set_aside_with_a_warning(tmp_path: Path) -> None:
-    (tmp_path / "in").mkdir()
-    log = tmp_path / "in" / "a.log"
-    log.write_bytes(lines("a", 5))
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "checkpoints.db").write_bytes(b"this is not a database" * 100)
-    result = run_once(tmp_path, str(log))
-    assert "unreadable" in result.stderr and "Traceback" not in result.stderr
-    assert any(p.name.startswith("checkpoints.db.corrupt-") for p in state.iterdir())
-    assert (tmp_path / "out.log").read_bytes() == lines("a", 5)  # started by the start policy: from head
-    run_once(tmp_path, str(log))  # and the new store works
-    assert (tmp_path / "out.log").read_bytes() == lines("a", 5)
-
-
 def test_a_store_from_a_newer_logferry_is_refused(tmp_path: Path) -> None:
     import sqlite3
 

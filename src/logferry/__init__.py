@@ -12,7 +12,7 @@ The public API for plugins and embedding programs::
 __version__ = "0.1.0"
 
 from .batch import Batch
-from .errors import ConfigError, LogferryError, SinkError
+from .errors import ConfigError, LogferryError, NotAcknowledged, SinkError
 from .hookspecs import hookimpl
 from .settings import Settings, SinkSpec
 from .sink import Sink, ThreadedSink
@@ -21,6 +21,7 @@ __all__ = [
     "Batch",
     "ConfigError",
     "LogferryError",
+    "NotAcknowledged",
     "Settings",
     "Sink",
     "SinkError",

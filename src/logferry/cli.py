@@ -102,6 +102,10 @@ def build_parser() -> _Parser:
                    epilog=_RUN_EPILOG.format(state_dir=default_state_dir()),
                    formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_settings_flags(run)
+    run.add_argument("--reset-unreadable-checkpoints", action="store_true",
+                     help="if the checkpoint database is unreadable or empty, set it aside as "
+                          "checkpoints.db.corrupt-<time> and start without checkpoints (files start by the start "
+                          "policy); without it such a database stops the run (exit code 2). A readable one is kept")
     _add_operability_flags(run)
     _add_common(run)
     run.set_defaults(func=cmd_run)
@@ -315,7 +319,7 @@ def _flag_changes(args: argparse.Namespace, settings: Settings) -> dict[str, Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings = settings_from_args(args).replace(reset_unreadable_checkpoints=args.reset_unreadable_checkpoints)
     host = _host(args)  # plugins import before the loop runs
     for info in host.listing():
         if info.status == "failed":

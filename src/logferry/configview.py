@@ -337,7 +337,9 @@ the file sink's only as keys of its table (its URL is a path, taken as written).
 _REFERENCE_TAIL = """\
 ## Not in the file
 
-These are flags only: `run --once` (catch up and exit), `--debug` (asyncio debug mode and
+These are flags only: `run --once` (catch up and exit), `run --reset-unreadable-checkpoints` (set an
+unreadable or empty checkpoint database aside and start without checkpoints: see
+[running.md](running.md#an-unreadable-checkpoint-database)), `--debug` (asyncio debug mode and
 tracebacks), `--log-level debug|info|warning|error` (default `warning`), `--log-format text|json`
 (`json`: one JSON object per log line on stderr, with `ts`, `level`, `logger`, `message` and
 `exception`), `--no-plugins`; and the environment variables `LOGFERRY_DISABLE_PLUGINS` and

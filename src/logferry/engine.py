@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .checkpoints import CheckpointStore, FileRecord
 from .descriptors import Descriptors
 from .discovery import Discovery
-from .errors import ConfigError, LogferryError
+from .errors import ConfigError, LogferryError, NotAcknowledged
 from .losses import Losses
 from .metrics import Metrics, age
 from .pipeline import Pipeline
@@ -80,7 +80,8 @@ class Engine:
         self.metrics = Metrics()
         self.stopping = False
         self.started_at = 0.0
-        self.store = CheckpointStore(settings.state_dir)
+        self.store = CheckpointStore(settings.state_dir, settings.reset_unreadable_checkpoints)
+        self._failed_commits = 0  # in a row: logged when it starts and when it ends
         self.pipeline = Pipeline(self.sinks, settings.max_inflight_bytes, self._acknowledged,
                                  ONCE_RETRY_LIMIT if settings.once else None)
         self.poller = Poller(settings.poll_interval, self.blocking, self.pipeline)
@@ -112,10 +113,15 @@ class Engine:
 
     async def _run(self) -> None:
         self.discovery.load(await self.store.open())
+        failure: LogferryError | None = None
         try:
             try:
                 if await self._unless_stopped(self.pipeline.start()):
                     await self._run_stages()
+            except LogferryError as exc:
+                if not self.settings.once:
+                    raise
+                failure = exc  # told with what it left unacknowledged (below)
             finally:
                 await self._commit()
                 if not await self._within(time.monotonic() + self.settings.shutdown_timeout,
@@ -124,6 +130,25 @@ class Engine:
         finally:
             await self.store.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.settings.once:
+            self._raise_if_incomplete(failure)
+
+    def _raise_if_incomplete(self, failure: LogferryError | None) -> None:
+        """A ``--once`` run must not end as a success with lines it read not delivered, or with its
+        checkpoints not saved (the next run would ship again what this one shipped)."""
+        nbytes, files, sinks = self.pipeline.unacknowledged()
+        if (not nbytes and not files) or isinstance(failure, ConfigError):
+            if failure is not None:
+                raise failure
+            if self._dirty:
+                files = f"{len(self._dirty)} file{'' if len(self._dirty) == 1 else 's'}"
+                raise LogferryError(f"the checkpoints of {files} could not be saved in "
+                                    f"{self.store.path} (see above): what they shipped since the last save "
+                                    "is shipped again next run")
+            return
+        cause = str(failure) if failure is not None else (
+            f"stopped before every sink acknowledged (shutdown_timeout {self.settings.shutdown_timeout:g}s)")
+        raise NotAcknowledged(nbytes, files, sinks, cause) from failure
 
     def stop(self) -> None:
         """Stop reading, let in-flight batches reach the sinks (bounded), save checkpoints. A second call
@@ -268,7 +293,8 @@ class Engine:
         """Save these records now (new files: their identity is durable before a line is read)."""
         for record in records:
             self._dirty.pop(id(record), None)
-        await self.store.save(records)
+        while not await self._save(records):  # its lines wait: a full state disk holds the reader back
+            await asyncio.sleep(self.settings.commit_interval)
 
     # -- the stages --------------------------------------------------------------------
 
@@ -328,9 +354,8 @@ class Engine:
         self.stopping = True
         for tailer in list(self._tailers):
             tailer.wake()
-        deadline = time.monotonic() + self.settings.shutdown_timeout
-        drained = await self._within(deadline, self._drain_tailers_and_pipeline())
-        if not drained:
+        drained = await self._drain()
+        if not drained and not self.settings.once:  # --once raises NotAcknowledged instead
             log.warning("stopping with %d bytes not acknowledged by every sink: they are read again next run",
                         self.pipeline.inflight_bytes)
         await self.pipeline.close_queues()
@@ -344,6 +369,20 @@ class Engine:
 
     def _tailer_tasks(self) -> list[asyncio.Task[None]]:
         return [task for task in self._tailers.values() if task is not None]
+
+    async def _drain(self) -> bool:
+        """Wait for the sinks to acknowledge what was read; True if they did. A ``--once`` run that read
+        everything waits as long as the sinks keep trying (each batch gets ``ONCE_RETRY_LIMIT``
+        attempts); a stop (a signal) gives them ``shutdown_timeout``."""
+        work = asyncio.ensure_future(self._drain_tailers_and_pipeline())
+        if self.settings.once and not self._stop.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait([work, stop], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if work.done():
+                work.result()
+                return True
+        return await self._within(time.monotonic() + self.settings.shutdown_timeout, work)
 
     async def _drain_tailers_and_pipeline(self) -> None:
         tasks = self._tailer_tasks()
@@ -388,7 +427,12 @@ class Engine:
             if time.monotonic() - last_forget > FORGET_EVERY and not self.discovery.first_scan:
                 last_forget = time.monotonic()
                 keep = {t.record.file_id for t in self._tailers}
-                forgotten = await self.store.forget(time.time() - self.settings.forget_after, keep)
+                try:
+                    forgotten = await self.store.forget(time.time() - self.settings.forget_after, keep)
+                except Exception as exc:  # a full state disk, say: old records wait for the next round
+                    log.warning("could not forget old checkpoints (%s: %s); trying again in %ds",
+                                type(exc).__name__, exc, int(FORGET_EVERY))
+                    continue
                 if forgotten:
                     log.info("forgot %d checkpoints of files gone for over %ss", forgotten,
                              int(self.settings.forget_after))
@@ -401,9 +445,24 @@ class Engine:
         now = time.time()
         for record in records:
             record.seen = now
+        await self._save(records)
+
+    async def _save(self, records: list[FileRecord]) -> bool:
+        """Save ``records``; on failure keep them for the next commit, say so once, return False."""
         try:
             await self.store.save(records)
         except Exception as exc:
             for record in records:
                 self._dirty.setdefault(id(record), record)
-            log.error("could not save checkpoints (%s: %s); retrying at the next commit", type(exc).__name__, exc)
+            if not self._failed_commits:  # once, not every commit_interval while it lasts
+                log.error("could not save checkpoints in %s (%s); retrying every %gs, nothing is lost: until it "
+                          "works, a crash ships again what was acknowledged since", self.store.path,
+                          exc if isinstance(exc, LogferryError) else f"{type(exc).__name__}: {exc}",
+                          self.settings.commit_interval)
+            self._failed_commits += 1
+            return False
+        if self._failed_commits:
+            log.warning("checkpoints saved again in %s after %d failed commits", self.store.path,
+                        self._failed_commits)
+            self._failed_commits = 0
+        return True

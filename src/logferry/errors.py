@@ -23,3 +23,19 @@ class SinkError(LogferryError):
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class NotAcknowledged(LogferryError):
+    """A ``--once`` run ended with lines it read not acknowledged by every sink (exit code 1).
+
+    Nothing is lost: their checkpoints did not move, so the next run reads them again. ``bytes``,
+    ``files``: how much; ``sinks``: the sinks that did not acknowledge; ``cause``: why it ended
+    (a sink gave up after its attempts, failed for good, or the run was stopped).
+    """
+
+    def __init__(self, nbytes: int, files: int, sinks: list[str], cause: str) -> None:
+        self.bytes, self.files, self.sinks, self.cause = nbytes, files, sinks, cause
+        super().__init__(
+            f"{cause}; {nbytes:,} bytes of {files} file{'' if files == 1 else 's'} were not acknowledged by "
+            f"{', '.join(sinks) or 'the sinks'}: they are read again next run"
+        )

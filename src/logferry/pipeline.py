@@ -207,6 +207,12 @@ class Pipeline:
             self._reserved += size
             resume(size)
 
+    def unacknowledged(self) -> tuple[int, int, list[str]]:
+        """What is in flight: (bytes, files, the sinks that have not taken all of it)."""
+        files = len({id(entry.record) for entry in self._inflight})
+        sinks = [sink.describe() for sink, stats in zip(self.sinks, self.stats) if stats.backlog_batches]
+        return self._inflight_bytes, files, sinks
+
     async def drain(self) -> None:
         """Return once every submitted batch has been acknowledged by every sink."""
         await self._idle.wait()
@@ -254,8 +260,11 @@ class Pipeline:
                 stats.failures += 1
                 stats.last_error = _reason(exc)
                 fatal = isinstance(exc, SinkError) and not exc.retryable
-                if fatal or (self.retry_limit is not None and attempts >= self.retry_limit):
+                if fatal:
                     raise LogferryError(f"sink {sink.describe()} failed: {_reason(exc)}") from exc
+                if self.retry_limit is not None and attempts >= self.retry_limit:
+                    raise LogferryError(f"sink {sink.describe()} gave up after {attempts} attempts "
+                                        f"({_reason(exc)})") from exc
                 now = time.monotonic()
                 if now - logged > 10:  # one line per sink every 10 s while it keeps failing
                     log.warning("sink %s failed (%s); retrying the batch", sink.describe(), _reason(exc))

@@ -179,6 +179,9 @@ class Settings:
     commit_interval: float = 1.0
     forget_after: float = 7 * 86400.0
     once: bool = False
+    reset_unreadable_checkpoints: bool = False
+    """Set an unreadable or empty checkpoint database aside and start without checkpoints, instead of
+    refusing to start (``--reset-unreadable-checkpoints``; like ``once``, not a config-file key)."""
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)

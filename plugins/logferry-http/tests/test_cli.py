@@ -167,3 +167,56 @@ def test_plugins_lists_http_as_loaded():
     assert row["status"] == "loaded" and row["distribution"] == "logferry-http"
     assert row["schemes"] == ["http", "https"]
     assert row["hooks"] == ["logferry_make_sink", "logferry_sink_schemes"]
+
+
+class SilentServer:
+    """Accepts connections on 127.0.0.1 and never answers (a hung ingest endpoint); counts them."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/ingest"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed by stop()
+                return
+            self.connections.append(conn)
+
+    def stop(self) -> None:
+        self._listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+def test_once_against_a_server_that_never_answers_gives_up_after_5_attempts_and_exits_1(tmp_path):
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    write_lines(logs, files=2, lines=500)
+    config = tmp_path / "logferry.toml"
+    config.write_text('[output]\nshutdown_timeout = "1s"\n')  # shorter than the 5 attempts: they still run
+    silent = SilentServer()
+    try:
+        result = logferry("run", f"{logs}/*.log", "-c", str(config), "--once", "--state-dir", str(state),
+                          "--sink", silent.url + "?timeout=300ms&retries=0", timeout=120)
+        attempts = len(silent.connections)
+    finally:
+        silent.stop()
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "gave up after 5 attempts (no answer within 0.3s (1 request))" in last, last
+    assert "bytes of 2 files were not acknowledged by" in last and "read again next run" in last, last
+    assert attempts == 5  # one request an attempt (retries=0): exactly what the message says
+
+    healthy = Server().start()
+    try:  # nothing was checkpointed: the next run ships every line
+        code, err = run_once(logs, state, healthy.url)
+    finally:
+        healthy.stop()
+    assert code == 0, err
+    assert sum(len(r.json_lines()) for r in healthy.stored) == 1000

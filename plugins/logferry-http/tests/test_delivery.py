@@ -80,7 +80,7 @@ def test_redirect_is_not_followed_and_not_retryable(server):
 def test_persistent_5xx_raises_retryable_after_the_in_sink_retries(server):
     server.default = "500"
     sink = http_sink(server.url + "?retries=2&max_backoff=50ms")
-    with pytest.raises(SinkError, match=r"HTTP 500 .*after 3 attempts") as info:
+    with pytest.raises(SinkError, match=r"HTTP 500 .*\(3 requests\)") as info:
         asyncio.run(send_all(sink, make_batch()))
     assert info.value.retryable and len(server.requests) == 3
 
@@ -90,7 +90,7 @@ def test_connection_refused_raises_retryable():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed when the block ends: nothing listens there
     sink = http_sink(f"http://127.0.0.1:{port}/x?retries=1&max_backoff=50ms")
-    with pytest.raises(SinkError, match="after 2 attempts") as info:
+    with pytest.raises(SinkError, match=r"\(2 requests\)") as info:
         asyncio.run(send_all(sink, make_batch()))
     assert info.value.retryable
 

@@ -113,7 +113,8 @@ class HttpSink(Sink):
             except _Retry as exc:
                 attempt += 1
                 if attempt > self.config.retries:
-                    raise SinkError(f"{exc} (after {attempt} attempts)") from None
+                    # Requests, not attempts: the engine counts its own attempts, each one this many requests.
+                    raise SinkError(f"{exc} ({attempt} request{'' if attempt == 1 else 's'})") from None
                 wait = exc.wait if exc.wait is not None else backoff(attempt, self.config.max_backoff)
                 self.stats.retries += 1
                 log.debug("sink %s: %s; retry %d in %.2fs", self.describe(), exc, attempt, wait)
