@@ -178,3 +178,15 @@ def test_sources_reads_a_state_directory_of_the_previous_schema(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     (entry,) = json.loads(result.stdout)["files"]
     assert entry["offset"] == 4 and entry["unshipped"] == 4 and entry["start"] == "checkpoint", entry
+
+
+def test_sources_says_what_a_run_would_say_of_an_empty_checkpoint_database(tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_bytes(b"one\n")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "checkpoints.db").write_bytes(b"")
+    shown = cli("sources", str(tmp_path / "app.log"), "--state-dir", str(state))
+    run = cli("run", str(tmp_path / "app.log"), "--once", "--state-dir", str(state), "--sink", "null:")
+    assert shown.returncode == run.returncode == 2
+    assert shown.stderr == run.stderr and "--reset-unreadable-checkpoints" in shown.stderr, shown.stderr
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoints.db", "lock"]  # the run's lock: sources wrote nothing

@@ -141,27 +141,16 @@ class DamagedDatabase(ConfigError):
 
 
 def database_problem(path: Path) -> str | None:
-    """Why the checkpoint database at ``path`` cannot be used, or None when it can (or when there
-    is none yet: a first start). Opens it read-only and changes nothing in it (SQLite may create its
-    -wal and -shm beside it, with the database's mode)."""
-    path = Path(path)
-    if not path.exists():
-        return _orphan_wal(path)
-    if path.stat().st_size == 0:
-        return _empty(path)
+    """Why the checkpoint database at ``path`` would stop a run (see :class:`DamagedDatabase`), or
+    None when it can be used or there is none yet (a first start). Changes nothing (see
+    :func:`read_records`)."""
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
+        read_records(Path(path).parent)
+    except DamagedDatabase as exc:
+        return exc.reason
+    except ConfigError as exc:
         return str(exc)
-    try:
-        problem = _schema_problem(db, path)
-        if problem is None and _newer(db):
-            return "it was written by a newer logferry"
-        return problem
-    except sqlite3.Error as exc:
-        return str(exc)  # not damage (locked, I/O, disk full), but it cannot be read now either
-    finally:
-        db.close()
+    return None
 
 
 def _schema_problem(db: sqlite3.Connection, path: Path) -> str | None:
@@ -485,17 +474,22 @@ def read_records(state_dir: Path) -> list[FileRecord] | None:
     ``-wal`` and ``-shm`` files of a WAL database. Raises ConfigError when it cannot be read.
     """
     path = Path(state_dir) / DB_NAME
-    if not path.is_file():
+    if not path.exists():
+        orphan = _orphan_wal(path)
+        if orphan is not None:
+            raise DamagedDatabase(path, orphan)
         return None
+    if path.stat().st_size == 0:  # what a run refuses, without opening it (see _empty)
+        raise DamagedDatabase(path, _empty(path))
     uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
     if not Path(f"{path}-wal").exists():  # a run that opens it now writes to its new -wal for a long while first
         uri += "&immutable=1"
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None)
         try:
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if "files" not in tables:
-                return []
+            problem = _schema_problem(db, path)
+            if problem is not None:
+                raise DamagedDatabase(path, problem)
             version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if version is not None and int(version[0]) > SCHEMA_VERSION:
                 raise ConfigError(f"checkpoint database {path} was written by a newer logferry "
@@ -507,4 +501,6 @@ def read_records(state_dir: Path) -> list[FileRecord] | None:
         finally:
             db.close()
     except sqlite3.Error as exc:
+        if _is_damage(exc):
+            raise DamagedDatabase(path, str(exc)) from None
         raise ConfigError(f"cannot read checkpoint database {path}: {exc}") from None
