@@ -90,10 +90,12 @@ def test_json_records_carry_path_offset_id_line_and_ts(tmp_path: Path) -> None:
     assert all(r["path"] == "/in/a.log" and r["ts"].endswith("Z") for r in records)
 
 
-def test_the_output_is_reopened_when_it_is_rotated_away(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("mode", [None, 0o600])
+def test_the_output_is_reopened_when_it_is_rotated_away(tmp_path: Path, monkeypatch, mode: int | None) -> None:
+    """The new output gets the sink's mode too."""
     monkeypatch.setattr("logferry.sinks.file._REOPEN_CHECK", 0.0)
     out = tmp_path / "out.log"
-    sink = FileSink("x", str(out))
+    sink = FileSink("x", str(out), mode=mode)
 
     async def main() -> None:
         await sink.start()
@@ -105,6 +107,7 @@ def test_the_output_is_reopened_when_it_is_rotated_away(tmp_path: Path, monkeypa
     asyncio.run(main())
     assert (tmp_path / "out.log.1").read_bytes() == b"before\n"
     assert out.read_bytes() == b"after\n"
+    assert mode is None or _mode(out) == mode
 
 
 def test_a_torn_last_line_left_by_a_crash_is_cut_before_writing(tmp_path: Path) -> None:
@@ -154,22 +157,6 @@ def test_without_mode_the_umask_decides_and_an_existing_output_keeps_its_mode(tm
     assert run.returncode == 0, run.stderr
     assert _mode(tmp_path / "out" / "out.log") == 0o600
     assert (tmp_path / "out" / "out.log").read_bytes() == b"one\ntwo\n"
-
-
-def test_mode_applies_to_the_new_output_created_after_a_rotation(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("logferry.sinks.file._REOPEN_CHECK", 0.0)
-    out = tmp_path / "out.log"
-    sink = FileSink("x", str(out), mode=0o600)
-
-    async def main() -> None:
-        await sink.start()
-        await sink.send(batch(b"before\n"))
-        os.rename(out, tmp_path / "out.log.1")
-        await sink.send(batch(b"after\n"))
-        await sink.stop()
-
-    asyncio.run(main())
-    assert _mode(out) == 0o600 and out.read_bytes() == b"after\n"
 
 
 def test_a_bad_mode_stops_the_run_with_one_line_and_exit_code_2(tmp_path: Path) -> None:

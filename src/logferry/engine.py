@@ -375,13 +375,8 @@ class Engine:
         everything waits as long as the sinks keep trying (each batch gets ``ONCE_RETRY_LIMIT``
         attempts); a stop (a signal) gives them ``shutdown_timeout``."""
         work = asyncio.ensure_future(self._drain_tailers_and_pipeline())
-        if self.settings.once and not self._stop.is_set():
-            stop = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait([work, stop], return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if work.done():
-                work.result()
-                return True
+        if self.settings.once and not self._stop.is_set() and await self._before_stop(work):
+            return True
         return await self._within(time.monotonic() + self.settings.shutdown_timeout, work)
 
     async def _drain_tailers_and_pipeline(self) -> None:
@@ -393,13 +388,19 @@ class Engine:
     async def _unless_stopped(self, coro: Any) -> bool:
         """Run ``coro`` unless a stop is requested first (then give it the shutdown timeout)."""
         work = asyncio.ensure_future(coro)
+        if await self._before_stop(work):
+            return True
+        await self._within(time.monotonic() + self.settings.shutdown_timeout, work)  # bounded, then stop it
+        return False
+
+    async def _before_stop(self, work: asyncio.Future[Any]) -> bool:
+        """Wait for ``work`` or a stop request; True (and its exception raised) if ``work`` finished."""
         stop = asyncio.ensure_future(self._stop.wait())
         await asyncio.wait([work, stop], return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if work.done():
             work.result()
             return True
-        await self._within(time.monotonic() + self.settings.shutdown_timeout, work)  # bounded, then stop it
         return False
 
     async def _within(self, deadline: float, coro: Any) -> bool:

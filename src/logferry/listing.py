@@ -181,20 +181,8 @@ def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
 
 def guards(checks: list[tuple[str, Key, int]]) -> list[bytes | None]:
     """The guard at each (path, key, offset), or None when unreadable, replaced or too short."""
-    out: list[bytes | None] = []
-    for path, key, offset in checks:
-        try:
-            fd = open_readonly(path)
-        except OSError:
-            out.append(None)
-            continue
-        try:
-            out.append(guard_at(fd, offset) if key_of(os.fstat(fd)) == key else None)
-        except OSError:
-            out.append(None)
-        finally:
-            os.close(fd)
-    return out
+    return [end[1] if end is not None and end[0] == offset else None
+            for end, (_, _, offset) in zip(copy_guards(checks), checks)]
 
 
 def copy_guards(checks: list[tuple[str, Key, int]]) -> list[tuple[int, bytes] | None]:
