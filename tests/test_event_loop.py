@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -64,6 +65,20 @@ class ComputingSink(Sink):
         spin(self.cpu)
 
 
+class WaitingSink(Sink):
+    """Waits on the loop thread for another thread (a lock, a future's result)."""
+
+    async def send(self, batch: Batch) -> None:
+        threading.Event().wait(0.2)
+
+
+def held(slow: list[str], where: str) -> float:
+    """The longest time a report blaming ``where`` says the loop was held, in seconds (0: none)."""
+    found = [float(m[1]) for message in slow if where in message
+             and (m := re.search(r"held the loop for ([0-9.]+) seconds", message))]
+    return max(found, default=0.0)
+
+
 def ship_one_line_through(sink: Sink, settings, tmp_path: Path) -> list[str]:
     (tmp_path / "in").mkdir(exist_ok=True)
     (tmp_path / "in" / "a.log").write_bytes(b"one line\n")
@@ -80,12 +95,19 @@ def ship_one_line_through(sink: Sink, settings, tmp_path: Path) -> list[str]:
 def test_the_detector_catches_a_callback_that_blocks_the_loop(settings, tmp_path: Path) -> None:
     slow = ship_one_line_through(BlockingSink("blocking:"), settings, tmp_path)
     assert slow, "a 200 ms time.sleep on the loop was not reported"
-    assert any("held the loop for 0.2" in message and "BlockingSink.send" in message for message in slow), slow
+    assert held(slow, "BlockingSink.send") > 0.15, slow
 
 
 def test_the_detector_catches_python_work_that_holds_the_loop(settings, tmp_path: Path) -> None:
     slow = ship_one_line_through(ComputingSink("computing:"), settings, tmp_path)
-    assert any("held the loop for 0.2" in message and "ComputingSink.send" in message for message in slow), slow
+    assert held(slow, "ComputingSink.send") > 0.15, slow
+
+
+def test_the_detector_catches_a_wait_for_another_thread(settings, tmp_path: Path) -> None:
+    # It sleeps in the same system call as a wait for the GIL, which does not count: told apart by
+    # where the loop thread waits (threading's code).
+    slow = ship_one_line_through(WaitingSink("waiting:"), settings, tmp_path)
+    assert held(slow, "WaitingSink.send") > 0.15, slow
 
 
 def test_the_detector_catches_a_blocking_read_in_logferry(tmp_path: Path) -> None:
@@ -105,7 +127,7 @@ def test_the_detector_catches_a_blocking_read_in_logferry(tmp_path: Path) -> Non
     finally:
         writer.join()
     assert got == [b"late"]
-    assert any("held the loop for 0.2" in message and "read_lines" in message for message in slow), slow
+    assert held(slow, "read_lines") > 0.15, slow
 
 
 def test_the_detector_excuses_the_test_blocking_its_own_loop(settings, tmp_path: Path) -> None:
@@ -161,5 +183,5 @@ def test_the_detector_excuses_a_callback_slowed_only_by_other_processes(settings
             hog.kill()
             hog.wait()
     assert slow == []
-    assert any("ComputingSink" in message or "waiting for a CPU" in message for message in slow.excused), (
+    assert any("Pipeline.consume" in message for message in slow.excused), (
         "the sink's callback was not slowed: the test proved nothing")

@@ -20,17 +20,20 @@ The contract's tests need no asyncio plugin for pytest: each runs its own loop.
 
 How a blocked loop is told from a busy machine. asyncio's own report times each callback by the
 wall clock, which a loaded machine stretches: a 5 ms callback takes 80 ms while other processes
-hold every CPU. The detector here times every callback of the loop itself and counts only what the
-code under test did: the callback's wall time, less the time its thread was ready to run but waited
-for a CPU (the kernel's per-thread count, ``/proc/self/task/TID/schedstat``), less the stretches a
-watchdog thread saw it running the test's own code (it samples the loop thread's stack every 5 ms
-while a callback runs long). The code under test is logferry (but this module), the packages of the
-installed plugins (``logferry`` entry points), and every :class:`~logferry.Sink` subclass wherever it
-is defined. What is left is time on a CPU, in a blocking call (``time.sleep``, a read, a lock) or
-waiting for the GIL, spent there: more than the threshold (50 ms) blocks the loop on any machine.
-A callback that was slow only by the wall clock is *excused* (``SlowCallbacks.excused``); with
-``LOGFERRY_SLOW_CALLBACKS=FILE`` every verdict, either way, is appended to FILE with the test's name.
-Without schedstat (not Linux) waiting for a CPU cannot be told apart, and counts.
+hold every CPU. The detector here times every callback of the loop itself and counts only the time
+the code under test held it: time on a CPU, and time asleep in a blocking call (``time.sleep``, a
+read, a wait for a lock or a thread). It does not count the time the loop thread was ready to run
+but waited for a CPU (the kernel's per-thread count in ``/proc/self/task/TID/schedstat`` bounds
+the total), nor waits for the GIL, nor the test's own code. To tell them apart, a watchdog thread
+looks at the loop thread every 5 ms while a callback runs long: its CPU clock, the system call it
+sleeps in (``/proc/self/task/TID/syscall``: a futex outside ``threading``'s code is the GIL), and
+its Python stack. A stretch counts against the code under test when one of its frames is on that
+stack: logferry (but this module), the packages of the installed plugins (``logferry`` entry
+points), and the methods of every :class:`~logferry.Sink` subclass wherever it is defined. More
+than the threshold (50 ms) of it blocks the loop on any machine; a callback that was slow only by
+the wall clock is *excused* (``SlowCallbacks.excused``). With ``LOGFERRY_SLOW_CALLBACKS=FILE``
+every verdict, either way, is appended to FILE with the test's name and its figures.
+Where /proc is missing (not Linux), waiting for a CPU or the GIL cannot be told apart, and counts.
 """
 
 from __future__ import annotations
@@ -95,12 +98,16 @@ class SlowCallbacks(list[str]):
 
 @dataclass
 class _Point:
-    """One moment of a callback: when, and how long its thread had waited for a CPU until then."""
+    """One moment of a callback on the loop thread, as the loop or the watchdog saw it."""
 
     at: float
-    waiting: float
+    cpu: float | None
+    """The loop thread's CPU time so far, in seconds (None where it cannot be read)."""
+    blocked: bool = True
+    """In a blocking call (sleep, read, lock): its time off a CPU counts as holding the loop.
+    False: running, ready to run, or waiting for the GIL. True where it cannot be told."""
     stack: tuple[tuple[CodeType, int], ...] = ()
-    """The loop thread's Python frames inside the callback, innermost first (watchdog samples)."""
+    """The loop thread's Python frames inside the callback, innermost first."""
 
 
 def _run_handle(handle: asyncio.Handle) -> None:
@@ -115,6 +122,10 @@ def _run_handle(handle: asyncio.Handle) -> None:
 _HANDLE_RUN = asyncio.Handle._run  # noqa: SLF001 - the one place a callback runs
 _WATCHES: dict[asyncio.AbstractEventLoop, _LoopWatch] = {}
 _WATCHES_LOCK = threading.Lock()
+# Frames that wait for a lock or a thread (Condition.wait, Thread.join, Queue.get, Future.result):
+# the futex they wait in is a blocking call, not the GIL.
+_LOCK_WAITS = tuple(os.path.join(os.path.dirname(threading.__file__), name)
+                    for name in ("threading.py", "queue.py", os.path.join("concurrent", "futures", "_base.py")))
 
 
 class _LoopWatch:
@@ -125,8 +136,14 @@ class _LoopWatch:
         self.slow = SlowCallbacks()
         self.current: _Point | None = None  # the running callback's start: the watchdog's cue
         self._samples: list[_Point] = []
+        self._waiting_at_start = 0.0
         self._thread = threading.get_ident()
-        self._schedstat = _open_schedstat(threading.get_native_id())
+        self._proc = _ThreadFiles(threading.get_native_id())
+        try:
+            self._cpu_clock: int | None = time.pthread_getcpuclockid(self._thread)
+        except (AttributeError, OSError):
+            self._cpu_clock = None
+        self._futex = _futex()
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._sample, name="logferry.testing watchdog", daemon=True)
 
@@ -144,60 +161,63 @@ class _LoopWatch:
             del _WATCHES[self.loop]
             if not _WATCHES:
                 asyncio.Handle._run = _HANDLE_RUN  # noqa: SLF001
-        if self._schedstat is not None:
-            os.close(self._schedstat)
-
-    def _waiting(self) -> float:
-        """Seconds the loop thread has waited for a CPU since it started (0 where not known)."""
-        if self._schedstat is None:
-            return 0.0
-        return int(os.pread(self._schedstat, 100, 0).split()[1]) / 1e9
+        self._proc.close()
 
     def run(self, handle: asyncio.Handle) -> None:
-        start = _Point(time.perf_counter(), self._waiting())
+        self._waiting_at_start = self._proc.waiting()
+        start = _Point(time.perf_counter(), time.thread_time())
         self._samples = []
         self.current = start
         try:
             _HANDLE_RUN(handle)
         finally:
             self.current = None
-            if time.perf_counter() - start.at >= self.threshold:
-                self._judge(handle, start, _Point(time.perf_counter(), self._waiting()), self._samples)
+            end = _Point(time.perf_counter(), time.thread_time())
+            if end.at - start.at >= self.threshold:
+                self._judge(handle, start, end, self._proc.waiting() - self._waiting_at_start)
 
     def _sample(self) -> None:
-        """The watchdog: while one callback runs longer than a sampling period, note its stack."""
+        """The watchdog: while one callback runs longer than a sampling period, note what it does."""
         while not self._stop.wait(_SAMPLE_EVERY):
             start = self.current
             if start is None or time.perf_counter() - start.at < _SAMPLE_EVERY:
                 continue
             samples = self._samples
+            syscall = self._proc.syscall()
+            cpu = time.clock_gettime(self._cpu_clock) if self._cpu_clock is not None else None
             frame = sys._current_frames().get(self._thread)  # noqa: SLF001 - what a sampling profiler reads
-            point = _Point(time.perf_counter(), self._waiting(), _stack(frame))
+            stack = _stack(frame)
+            # A futex is the GIL (the watchdog holds it now), unless the thread waits in a lock's code.
+            blocked = syscall is None or syscall != RUNS and (
+                syscall != self._futex or bool(stack) and stack[0][0].co_filename in _LOCK_WAITS)
             if self.current is start:  # else the callback ended meanwhile: the stack may be another one's
-                samples.append(point)
+                samples.append(_Point(time.perf_counter(), cpu, blocked, stack))
 
-    def _judge(self, handle: asyncio.Handle, start: _Point, end: _Point, samples: list[_Point]) -> None:
+    def _judge(self, handle: asyncio.Handle, start: _Point, end: _Point, waited: float) -> None:
+        samples = self._samples
         tested = _CodeUnderTest()
-        held = cpu_wait = own = 0.0  # seconds: in the code under test; waiting for a CPU; in the test's code
+        held = own = 0.0  # seconds: in the code under test; in the test's own code
         seen: list[tuple[CodeType, int]] = []
-        points = [start, *samples, end]
-        for before, after in itertools.pairwise(points):
-            # A stretch is what the next sample saw (the last one: what the last sample saw). No
-            # sample at all (the watchdog was late): the whole callback counts, to be safe.
+        for before, after in itertools.pairwise([start, *samples, end]):
+            # A stretch is what the sample after it saw (the last one: what the last sample saw).
+            # No sample at all (the watchdog was late): the whole callback counts, to be safe.
             look = after if after is not end else (samples[-1] if samples else None)
-            waited = max(0.0, after.waiting - before.waiting)
-            busy = max(0.0, after.at - before.at - waited)
-            cpu_wait += waited
+            span = after.at - before.at
+            if look is not None and before.cpu is not None and after.cpu is not None:
+                on_cpu = min(span, max(0.0, after.cpu - before.cpu))
+                span = span if look.blocked else on_cpu
             if look is None or tested.on(look.stack):
-                held += busy
+                held += span
                 if look is not None:
                     seen.append(tested.innermost(look.stack))
             else:
-                own += busy
+                own += span
         wall = end.at - start.at
+        # The kernel's count, exact at both ends, bounds what the samples estimated.
+        held = min(held, max(0.0, wall - waited))
         what = f"Executing {_describe(handle)}"
-        figures = (f"{wall:.3f} s by the wall clock: {cpu_wait:.3f} s waiting for a CPU, "
-                   f"{own:.3f} s in the test's own code")
+        figures = (f"{wall:.3f} s by the wall clock, {end.cpu - start.cpu:.3f} s of it on a CPU, "
+                   f"{waited:.3f} s waiting for one, {own:.3f} s in the test's own code")
         if held >= self.threshold:
             where = f", at {_where(max(seen, key=seen.count))}" if seen else ""
             message = f"{what} held the loop for {held:.3f} seconds in the code under test{where} ({figures})"
@@ -217,11 +237,70 @@ def _stack(frame: FrameType | None) -> tuple[tuple[CodeType, int], ...]:
     return tuple(stack)
 
 
-def _open_schedstat(native_id: int) -> int | None:
+class _ThreadFiles:
+    """What Linux tells of one thread (``/proc/self/task/TID``); elsewhere nothing is known."""
+
+    def __init__(self, native_id: int) -> None:
+        self._fds: dict[str, int] = {}
+        for name in ("schedstat", "stat", "syscall"):
+            with contextlib.suppress(OSError):
+                self._fds[name] = os.open(f"/proc/self/task/{native_id}/{name}", os.O_RDONLY)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+
+    def _read(self, name: str) -> bytes | None:
+        fd = self._fds.get(name)
+        if fd is None:
+            return None
+        try:
+            return os.pread(fd, 512, 0)
+        except OSError:
+            return None
+
+    def waiting(self) -> float:
+        """Seconds the thread has waited, ready to run, for a CPU (0 where not known: it counts)."""
+        data = self._read("schedstat")
+        return int(data.split()[1]) / 1e9 if data else 0.0
+
+    def syscall(self) -> int | None:
+        """The number of the system call the thread sleeps in; ``RUNS``: it runs or is ready to
+        run; None: not known."""
+        stat, syscall = self._read("stat"), self._read("syscall")
+        if stat is None or syscall is None:
+            return None
+        if stat[stat.rindex(b")") + 2:][:1] not in b"SD":
+            return RUNS
+        try:
+            number = int(syscall.split()[0])  # "running", or -1 outside a system call
+        except ValueError:
+            return RUNS
+        return number if number >= 0 else RUNS
+
+
+RUNS = -1
+
+
+@functools.cache
+def _futex() -> int | None:
+    """The system call a thread waiting for a lock (or the GIL) sleeps in, as /proc shows it."""
+    lock = threading.Lock()
+    lock.acquire()
+    waiter = threading.Thread(target=lock.acquire, daemon=True)
+    waiter.start()
+    files = _ThreadFiles(waiter.native_id or 0)
     try:
-        return os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
-    except OSError:
-        return None  # not Linux: waiting for a CPU cannot be told apart, so it counts
+        for _ in range(1000):  # until the waiter sleeps in its wait
+            number = files.syscall()
+            if number != RUNS:
+                return number
+            time.sleep(0.001)
+        return None
+    finally:
+        files.close()
+        lock.release()
+        waiter.join()
 
 
 class _CodeUnderTest:
