@@ -88,7 +88,7 @@ class SlowCallbacks(list[str]):
     """The callbacks that blocked the loop, one message each (empty: none did).
 
     :attr:`excused` has a message for each callback that was slow only by the wall clock: it waited
-    for a CPU, or the time went to the test's own code.
+    for a CPU or the GIL, or the time went to the test's own code.
     """
 
     def __init__(self) -> None:
@@ -188,7 +188,7 @@ class _LoopWatch:
             frame = sys._current_frames().get(self._thread)  # noqa: SLF001 - what a sampling profiler reads
             stack = _stack(frame)
             # A futex is the GIL (the watchdog holds it now), unless the thread waits in a lock's code.
-            blocked = syscall is None or syscall != RUNS and (
+            blocked = syscall is None or syscall != _RUNS and (
                 syscall != self._futex or bool(stack) and stack[0][0].co_filename in _LOCK_WAITS)
             if self.current is start:  # else the callback ended meanwhile: the stack may be another one's
                 samples.append(_Point(time.perf_counter(), cpu, blocked, stack))
@@ -265,21 +265,21 @@ class _ThreadFiles:
         return int(data.split()[1]) / 1e9 if data else 0.0
 
     def syscall(self) -> int | None:
-        """The number of the system call the thread sleeps in; ``RUNS``: it runs or is ready to
+        """The number of the system call the thread sleeps in; ``_RUNS``: it runs or is ready to
         run; None: not known."""
         stat, syscall = self._read("stat"), self._read("syscall")
         if stat is None or syscall is None:
             return None
         if stat[stat.rindex(b")") + 2:][:1] not in b"SD":
-            return RUNS
+            return _RUNS
         try:
             number = int(syscall.split()[0])  # "running", or -1 outside a system call
         except ValueError:
-            return RUNS
-        return number if number >= 0 else RUNS
+            return _RUNS
+        return number if number >= 0 else _RUNS
 
 
-RUNS = -1
+_RUNS = -1
 
 
 @functools.cache
@@ -293,7 +293,7 @@ def _futex() -> int | None:
     try:
         for _ in range(1000):  # until the waiter sleeps in its wait
             number = files.syscall()
-            if number != RUNS:
+            if number != _RUNS:
                 return number
             time.sleep(0.001)
         return None
