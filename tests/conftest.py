@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
@@ -47,9 +48,16 @@ def run_engine(settings: Settings, until: Callable[[Engine], Awaitable[object]] 
     return run_without_blocking(main)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.02) -> None:
+async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0,
+                   interval: float = 0.02) -> None:
+    """Wait until ``predicate()`` holds; it may return an awaitable (e.g. :func:`holds_lines`)."""
+
+    async def holds() -> bool:
+        result = predicate()
+        return await result if inspect.isawaitable(result) else result
+
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not await holds():
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for a condition")
         await asyncio.sleep(interval)
@@ -69,6 +77,11 @@ def out_lines(tmp_path: Path, name: str = "out.log") -> list[bytes]:
     """The lines the default test sink (tmp_path/out.log) has received so far."""
     path = tmp_path / name
     return path.read_bytes().splitlines() if path.exists() else []
+
+
+async def holds_lines(path: Path, n: int) -> bool:
+    """Does ``path`` hold ``n`` lines? Counted on a worker thread: a large output is read off the loop."""
+    return await asyncio.to_thread(count_lines, path) == n
 
 
 def lines(prefix: str, n: int, start: int = 0) -> bytes:

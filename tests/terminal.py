@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import LOGFERRY
@@ -17,9 +18,10 @@ ESCAPE = re.compile(r"\x1b\[(\d*)([A-Za-z])")
 
 
 def run_on_terminal(args: list[str], stop_after: float | None = None, timeout: float = 60,
-                    until: str | None = None) -> tuple[int, str]:
+                    until: Callable[[str], bool] | None = None) -> tuple[int, str]:
     """Run ``logferry ARGS`` with stderr (only) on a pty; return its exit code and the raw bytes it wrote
-    there, decoded. ``stop_after``: send SIGTERM after that many seconds (or once ``until`` appeared)."""
+    there, decoded. ``stop_after``: send SIGTERM after that many seconds, and once ``until(output so
+    far)`` holds."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([*LOGFERRY, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
@@ -40,7 +42,7 @@ def run_on_terminal(args: list[str], stop_after: float | None = None, timeout: f
             elif proc.poll() is not None:
                 break
             elapsed = time.monotonic() - started
-            wanted = until is None or until.encode() in out
+            wanted = until is None or until(out.decode(errors="replace"))
             if stop_after is not None and not stopped and elapsed > stop_after and wanted:
                 proc.send_signal(signal.SIGTERM)
                 stopped = True

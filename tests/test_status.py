@@ -4,18 +4,23 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
-from conftest import Daemon, append, cli, lines
+from conftest import Daemon, append, cli, lines, wait_until
 from terminal import big_files, run_on_terminal, screen
 
 
 def test_stats_on_a_terminal_is_a_table_redrawn_in_place_with_live_numbers(tmp_path: Path) -> None:
     big_files(tmp_path / "in", 2, 50_000)
+
+    def caught_up_and_redrawn(raw: str) -> bool:
+        # However long the start takes on a busy machine: drawn 3 times, and nothing read lately.
+        table = [line for line in screen(raw) if not line.startswith("logferry: ")]
+        return raw.count("\x1b[J") >= 3 and len(table) == 5 and table[2].split()[:2] == ["in", "0"]
+
     code, raw = run_on_terminal(
         ["run", str(tmp_path / "in" / "*.log"), "--sink", "null:", "--state-dir", str(tmp_path / "s"),
-         "--stats", "--stats-interval", "0.3"], stop_after=1.5)
+         "--stats", "--stats-interval", "0.3"], stop_after=0, until=caught_up_and_redrawn)
     assert code == 0, raw
     assert raw.count("\x1b[J") >= 3 and "\x1b[5F" in raw  # redrawn over its previous five lines
     shown = screen(raw)
@@ -33,11 +38,18 @@ def test_stats_on_a_terminal_is_a_table_redrawn_in_place_with_live_numbers(tmp_p
 def test_stats_without_a_terminal_is_one_plain_log_line_per_report_and_a_summary(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     log.write_bytes(lines("a", 1000))
-    daemon = Daemon(str(log), "--sink", "null:", "--state-dir", str(tmp_path / "s"), "--stats-interval", "0.2")
-    time.sleep(1.0)
+    stderr = tmp_path / "stderr.log"
+    daemon = Daemon(str(log), "--sink", "null:", "--state-dir", str(tmp_path / "s"), "--stats-interval", "0.2",
+                    log=stderr)
+
+    def reports() -> list[str]:
+        return [line for line in stderr.read_text().splitlines() if line.startswith("logferry: INFO: stats: ")]
+
+    wait_until(lambda: len(reports()) >= 2)  # running and reporting, however long it took to start
     append(log, lines("a", 500, start=1000))
-    time.sleep(0.6)
-    code, err = daemon.stop()
+    wait_until(lambda: len(reports()) >= 5)
+    code, _ = daemon.stop()
+    err = stderr.read_text()
     assert code == 0, err
     assert "\x1b" not in err
     reports = [line for line in err.splitlines() if line.startswith("logferry: INFO: stats: ")]

@@ -4,7 +4,6 @@ order, and the checkpoint never passes a batch the server did not acknowledge.""
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -98,11 +97,11 @@ def test_live_run_with_a_flaky_server_then_sigterm(tmp_path):
     proc = logferry_live("run", f"{logs}/*.log", "--sink", flaky.url + "?max_backoff=100ms",
                          "--state-dir", str(state), "--poll-interval", "0.05")
     try:
-        for burst in range(20):  # many small batches while it follows the files
+        assert wait_for(lambda: _delivered_quietly(flaky) == expected, timeout=20), "the first lines did not arrive"
+        for burst in range(20):  # many small batches while it follows the files: each one arrives before the next
             for path, lines in write_lines(logs, files=3, lines=25, start=10 + burst * 25).items():
                 expected[path] += lines
-            time.sleep(0.05)
-        assert wait_for(lambda: _delivered_quietly(flaky) == expected, timeout=20), "not every line arrived"
+            assert wait_for(lambda: _delivered_quietly(flaky) == expected, timeout=20), f"burst {burst} did not arrive"
         code, err = sigterm(proc)
         assert code == 0, err
         assert len(flaky.requests) > 20 and {r.answer for r in flaky.requests} > {"ok"}

@@ -21,11 +21,16 @@ pytest_plugins = ["logferry.testing"]  # the sink contract every logferry sink p
 NO_SERVER = "redis-server not found on PATH (apt-get install redis-server); these tests need a real server"
 
 
+def skip_without_redis_server() -> None:
+    """Skip the calling test, saying why, when there is no redis-server to start."""
+    if not REDIS_SERVER:
+        pytest.skip(NO_SERVER)
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A fresh redis-server on a free 127.0.0.1 port, AOF fsynced always, data in tmp_path."""
-    if not REDIS_SERVER:
-        pytest.skip(NO_SERVER)
+    skip_without_redis_server()
     server = RedisServer(tmp_path / "redis").start()
     try:
         yield server

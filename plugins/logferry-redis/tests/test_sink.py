@@ -12,7 +12,7 @@ import redis
 from logferry import SinkError
 from redis.asyncio.connection import Connection
 
-from .conftest import entries, make_batch, make_sink, run_debug
+from .conftest import entries, make_batch, make_sink, run_debug, skip_without_redis_server
 from .servers import RedisServer
 
 
@@ -156,6 +156,7 @@ def test_start_pings_and_fails_clearly_when_nothing_listens() -> None:
 def test_passwords_from_userinfo_or_environment_and_a_wrong_one_stops_at_start(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    skip_without_redis_server()  # a server of its own: it needs a password
     server = RedisServer(tmp_path / "auth", extra=("--requirepass", "s3cret")).start()
     try:
         ship(f"redis://:s3cret@127.0.0.1:{server.port}/0?stream=a", make_batch([b"by url"]))
