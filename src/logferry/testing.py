@@ -26,7 +26,8 @@ read, a wait for a lock or a thread). It does not count the time the loop thread
 but waited for a CPU (the kernel's per-thread count in ``/proc/self/task/TID/schedstat`` bounds
 the total), nor waits for the GIL, nor the test's own code. To tell them apart, a watchdog thread
 looks at the loop thread every 5 ms while a callback runs long: its CPU clock, the system call it
-sleeps in (``/proc/self/task/TID/syscall``: a futex outside ``threading``'s code is the GIL), and
+sleeps in (``/proc/self/task/TID/syscall``: a futex is the GIL unless a lock's or a thread's wait
+function sleeps in it; ``Thread.start`` waiting for a CPU for the new thread does not count), and
 its Python stack. A stretch counts against the code under test when one of its frames is on that
 stack: logferry (but this module), the packages of the installed plugins (``logferry`` entry
 points), and the methods of every :class:`~logferry.Sink` subclass wherever it is defined. More
@@ -122,10 +123,18 @@ def _run_handle(handle: asyncio.Handle) -> None:
 _HANDLE_RUN = asyncio.Handle._run  # noqa: SLF001 - the one place a callback runs
 _WATCHES: dict[asyncio.AbstractEventLoop, _LoopWatch] = {}
 _WATCHES_LOCK = threading.Lock()
-# Frames that wait for a lock or a thread (Condition.wait, Thread.join, Queue.get, Future.result):
-# the futex they wait in is a blocking call, not the GIL.
-_LOCK_WAITS = tuple(os.path.join(os.path.dirname(threading.__file__), name)
-                    for name in ("threading.py", "queue.py", os.path.join("concurrent", "futures", "_base.py")))
+# The functions that wait for a lock or a thread (Condition.wait, Thread.join, Queue.get,
+# Future.result): the futex they wait in is a blocking call. A futex anywhere else, also in other
+# code of these modules (Thread.__init__, say), is the GIL.
+_STDLIB = os.path.dirname(threading.__file__)
+_LOCK_WAITS = frozenset(
+    [(os.path.join(_STDLIB, "threading.py"), name) for name in ("wait", "join", "_wait_for_tstate_lock", "acquire")]
+    + [(os.path.join(_STDLIB, "queue.py"), name) for name in ("get", "put", "join")]
+    + [(os.path.join(_STDLIB, "concurrent", "futures", "_base.py"), name)
+       for name in ("result", "exception", "wait", "as_completed")])
+# Thread.start waits until the new thread runs: on a busy machine, until a CPU is free for it. That
+# is the machine's load, like the loop thread's own wait for a CPU: not counted.
+_THREAD_START = threading.Thread.start.__code__
 
 
 class _LoopWatch:
@@ -188,8 +197,7 @@ class _LoopWatch:
             frame = sys._current_frames().get(self._thread)  # noqa: SLF001 - what a sampling profiler reads
             stack = _stack(frame)
             # A futex is the GIL (the watchdog holds it now), unless the thread waits in a lock's code.
-            blocked = syscall is None or syscall != _RUNS and (
-                syscall != self._futex or bool(stack) and stack[0][0].co_filename in _LOCK_WAITS)
+            blocked = syscall is None or syscall != _RUNS and (syscall != self._futex or _waits_for_a_lock(stack))
             if self.current is start:  # else the callback ended meanwhile: the stack may be another one's
                 samples.append(_Point(time.perf_counter(), cpu, blocked, stack))
 
@@ -226,6 +234,13 @@ class _LoopWatch:
             message = f"{what} took {wall:.3f} seconds, excused: {held:.3f} s in the code under test ({figures})"
             self.slow.excused.append(message)
         _log_slow(message)
+
+
+def _waits_for_a_lock(stack: tuple[tuple[CodeType, int], ...]) -> bool:
+    """Whether a thread sleeping in a futex with this stack waits for a lock or a thread (not the GIL,
+    nor a new thread's start)."""
+    return (bool(stack) and (stack[0][0].co_filename, stack[0][0].co_name) in _LOCK_WAITS
+            and not any(code is _THREAD_START for code, _ in stack))
 
 
 def _stack(frame: FrameType | None) -> tuple[tuple[CodeType, int], ...]:
