@@ -21,8 +21,8 @@ import errno
 import fcntl
 import logging
 import os
-import stat
 import sqlite3
+import stat
 import time
 import urllib.parse
 import uuid

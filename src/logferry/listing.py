@@ -14,8 +14,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .identity import (EMPTY_GUARD, Key, birth_time, compression, file_root, guard_at, guard_of, key_of,
-                       open_readonly, read_head)
+from .identity import (
+    EMPTY_GUARD,
+    Key,
+    birth_time,
+    compression,
+    file_root,
+    guard_at,
+    guard_of,
+    key_of,
+    open_readonly,
+    read_head,
+)
 
 
 @dataclass(slots=True)

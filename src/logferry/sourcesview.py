@@ -167,8 +167,7 @@ def print_human(view: SourcesView, out: TextIO = sys.stdout) -> None:
         out.write(f"state directory {view.state_dir}: no checkpoints yet\n")
     else:
         out.write(f"state directory {view.state_dir}: {_count(view.checkpoints, 'checkpoint')} in {view.checkpoint_db}\n")
-    for p in view.patterns:
-        out.write(f"pattern {p.pattern}: " + (f"warning: {p.warning}" if p.warning else _count(p.files, "file")) + "\n")
+    out.writelines(f"pattern {p.pattern}: " + (f"warning: {p.warning}" if p.warning else _count(p.files, "file")) + "\n" for p in view.patterns)
     out.write(f"\nfollowed: {_count(len(view.files), 'file')}\n")
     if view.files:
         rows = [("PATH", "LOG", "DEV:INODE", "FP", "SIZE", "OFFSET", "UNSHIPPED", "START")]

@@ -486,7 +486,7 @@ class Tailer:
             self.engine.descriptors.closed(self)
 
 
-class _Parked(Exception):  # noqa: N818 - not an error: unwinds run() to park the tailer
+class _Parked(Exception):
     """Raised in :meth:`Tailer._read` to end the task while the budget is full."""
 
 

@@ -113,14 +113,14 @@ class _Point:
 
 def _run_handle(handle: asyncio.Handle) -> None:
     """Replaces ``asyncio.Handle._run`` while a watch runs: callbacks of a watched loop are timed."""
-    watch = _WATCHES.get(handle._loop)  # noqa: SLF001 - asyncio's own attribute
+    watch = _WATCHES.get(handle._loop)
     if watch is None:
         _HANDLE_RUN(handle)
     else:
         watch.run(handle)
 
 
-_HANDLE_RUN = asyncio.Handle._run  # noqa: SLF001 - the one place a callback runs
+_HANDLE_RUN = asyncio.Handle._run
 _WATCHES: dict[asyncio.AbstractEventLoop, _LoopWatch] = {}
 _WATCHES_LOCK = threading.Lock()
 # The functions that wait for a lock or a thread (Condition.wait, Thread.join, Queue.get,
@@ -159,7 +159,7 @@ class _LoopWatch:
     def __enter__(self) -> _LoopWatch:
         with _WATCHES_LOCK:
             _WATCHES[self.loop] = self
-            asyncio.Handle._run = _run_handle  # noqa: SLF001
+            asyncio.Handle._run = _run_handle
         self._watchdog.start()
         return self
 
@@ -169,7 +169,7 @@ class _LoopWatch:
         with _WATCHES_LOCK:
             del _WATCHES[self.loop]
             if not _WATCHES:
-                asyncio.Handle._run = _HANDLE_RUN  # noqa: SLF001
+                asyncio.Handle._run = _HANDLE_RUN
         self._proc.close()
 
     def run(self, handle: asyncio.Handle) -> None:
@@ -194,7 +194,7 @@ class _LoopWatch:
             samples = self._samples
             syscall = self._proc.syscall()
             cpu = time.clock_gettime(self._cpu_clock) if self._cpu_clock is not None else None
-            frame = sys._current_frames().get(self._thread)  # noqa: SLF001 - what a sampling profiler reads
+            frame = sys._current_frames().get(self._thread)
             stack = _stack(frame)
             # A futex is the GIL (the watchdog holds it now), unless the thread waits in a lock's code.
             blocked = syscall is None or syscall != _RUNS and (syscall != self._futex or _waits_for_a_lock(stack))
