@@ -271,6 +271,39 @@ def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_fir
     assert out_lines(tmp_path) == [b"old-1", b"old-2", b"new-1"]  # not new-1 before old-2
 
 
+def test_a_copytruncate_before_the_first_read_is_noticed(settings, tmp_path: Path, monkeypatch) -> None:
+    """The scan saw app.log's first bytes; before its tailer read anything (it waits for an older
+    file, or for the budget, under load) the file was copied, truncated and written again. At
+    offset 0 the guard proves nothing: the head must. Read as the old content, the new lines went
+    out first, and the copy, followed after rotate_wait as a file of its own, after them."""
+    import logferry.tailer
+
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=0.5)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 200))  # longer than a fingerprint: the scan's head is the whole fingerprint
+    real = logferry.tailer._open_checked
+    rotated = []
+
+    def copytruncate_first(path: str, *args):  # on a worker thread, as the tailer's first open
+        if path == str(log) and not rotated:
+            shutil.copyfile(log, log.with_name("app.log.1"))
+            os.truncate(log, 0)
+            append(log, lines("b", 300))  # longer than the old content: the size never looks smaller
+            rotated.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(logferry.tailer, "_open_checked", copytruncate_first)
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 500)
+        await asyncio.sleep(1.0)  # past rotate_wait: a copy wrongly followed on its own would ship again
+
+    engine, _ = run_engine(s, until)
+    assert rotated
+    assert out_lines(tmp_path) == (lines("a", 200) + lines("b", 300)).splitlines()
+    assert engine.losses.total() == 0
+
+
 def test_copytruncate_of_a_file_closed_for_inactivity_loses_no_line(settings, tmp_path: Path) -> None:
     s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=1.0, close_inactive=0.2)
     log = tmp_path / "in" / "app.log"
