@@ -304,6 +304,53 @@ def test_a_copytruncate_before_the_first_read_is_noticed(settings, tmp_path: Pat
     assert engine.losses.total() == 0
 
 
+class GatedSink(Sink):
+    """Delivers while ``gate`` is open, holds every batch while it is closed; keeps what it received."""
+
+    def __init__(self) -> None:
+        super().__init__("gated:")
+        self.received = bytearray()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send(self, batch: Batch) -> None:
+        await self.gate.wait()
+        self.received += batch.data
+
+
+def test_a_copy_made_while_its_original_waits_for_the_budget_stays_its_copy(settings, tmp_path: Path) -> None:
+    """A stalled sink holds app.log's reader (the budget is full) longer than rotate_wait while it
+    is copied and truncated. The quiet copy is not a file of its own: the original has not looked
+    at its file since. Followed from its head, it shipped everything again, the unread tail was
+    counted lost, and the original's new lines went out before the copy's."""
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=0.3, max_inflight_bytes=64 << 10)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+    sink = GatedSink()
+
+    def copytruncate() -> None:
+        shutil.copyfile(log, log.with_name("app.log.1"))
+        os.truncate(log, 0)
+        append(log, lines("b", 100))
+
+    async def until(engine) -> float:
+        await wait_for(lambda: sink.received.count(b"\n") == 100)
+        sink.gate.clear()
+        await asyncio.to_thread(append, log, lines("a", 300_000, start=100))  # far more than the budget
+        await wait_for(lambda: any(t.pos > 900 for t in engine.discovery.tracked.values()))  # held by the budget
+        await asyncio.to_thread(copytruncate)
+        await wait_for(lambda: bool(engine.discovery.pending))  # the copy is seen, held back
+        await asyncio.sleep(3 * s.rotate_wait)  # quiet for longer than rotate_wait, its original still held
+        sink.gate.set()
+        await wait_for(lambda: sink.received.count(b"\n") >= 300_200, timeout=30)
+        await asyncio.sleep(3 * s.rotate_wait)  # time for a copy wrongly followed on its own to ship again
+        return engine.losses.total()
+
+    _, lost = run_engine(s, until, sinks=[sink])
+    assert bytes(sink.received) == lines("a", 300_100) + lines("b", 100)
+    assert lost == 0
+
+
 def test_copytruncate_of_a_file_closed_for_inactivity_loses_no_line(settings, tmp_path: Path) -> None:
     s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=1.0, close_inactive=0.2)
     log = tmp_path / "in" / "app.log"

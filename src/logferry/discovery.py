@@ -360,7 +360,11 @@ class Discovery:
         original = sources[0] if sources else None
         lineage = lineage_of(f.path, roots)
         ambiguous = original is None and self._partial_copy(f, lineage)
-        quiet = entry is not None and now - entry.quiet_since >= self.engine.settings.rotate_wait
+        # Quiet for rotate_wait, and its original looked at since without finding itself truncated
+        # (or asleep at its end, where the poller sees a truncation): a file of its own. An original
+        # held meanwhile (waiting for the budget or an older file) has not looked: still maybe a copy.
+        quiet = (entry is not None and now - entry.quiet_since >= self.engine.settings.rotate_wait
+                 and (original is None or original.done or original.idle or original.looked > entry.quiet_since))
         if (original is None and not ambiguous) or quiet:
             self._drop_pending(f.key)
             return False
