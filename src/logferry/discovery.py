@@ -19,7 +19,8 @@ a copy still being written may be empty or hold only part of the head. Such a fi
 not read (it has nothing of its own yet), re-inspected quickly. When the original is found
 truncated, its copy takes over the original's checkpoint, so the original's unread tail is read
 from the copy, before the original's new lines — nothing lost or doubled. A pending file that
-turns out different, or stays quiet for ``rotate_wait``, is followed as a file of its own.
+turns out different, or stays quiet for ``rotate_wait`` while its original looked at its file (see
+``_keep_pending``), is followed as a file of its own.
 """
 
 from __future__ import annotations
