@@ -271,6 +271,86 @@ def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_fir
     assert out_lines(tmp_path) == [b"old-1", b"old-2", b"new-1"]  # not new-1 before old-2
 
 
+def test_a_copytruncate_before_the_first_read_is_noticed(settings, tmp_path: Path, monkeypatch) -> None:
+    """The scan saw app.log's first bytes; before its tailer read anything (it waits for an older
+    file, or for the budget, under load) the file was copied, truncated and written again. At
+    offset 0 the guard proves nothing: the head must. Read as the old content, the new lines went
+    out first, and the copy, followed after rotate_wait as a file of its own, after them."""
+    import logferry.tailer
+
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=0.5)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 200))  # longer than a fingerprint: the scan's head is the whole fingerprint
+    real = logferry.tailer._open_checked
+    rotated = []
+
+    def copytruncate_first(path: str, *args):  # on a worker thread, as the tailer's first open
+        if path == str(log) and not rotated:
+            shutil.copyfile(log, log.with_name("app.log.1"))
+            os.truncate(log, 0)
+            append(log, lines("b", 300))  # longer than the old content: the size never looks smaller
+            rotated.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(logferry.tailer, "_open_checked", copytruncate_first)
+
+    async def until(engine) -> None:
+        await wait_for(lambda: len(out_lines(tmp_path)) >= 500)
+        await asyncio.sleep(1.0)  # past rotate_wait: a copy wrongly followed on its own would ship again
+
+    engine, _ = run_engine(s, until)
+    assert rotated
+    assert out_lines(tmp_path) == (lines("a", 200) + lines("b", 300)).splitlines()
+    assert engine.losses.total() == 0
+
+
+class GatedSink(Sink):
+    """Delivers while ``gate`` is open, holds every batch while it is closed; keeps what it received."""
+
+    def __init__(self) -> None:
+        super().__init__("gated:")
+        self.received = bytearray()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send(self, batch: Batch) -> None:
+        await self.gate.wait()
+        self.received += batch.data
+
+
+def test_a_copy_made_while_its_original_waits_for_the_budget_stays_its_copy(settings, tmp_path: Path) -> None:
+    """A stalled sink holds app.log's reader (the budget is full) longer than rotate_wait while it
+    is copied and truncated. The quiet copy is not a file of its own: the original has not looked
+    at its file since. Followed from its head, it shipped everything again, the unread tail was
+    counted lost, and the original's new lines went out before the copy's."""
+    s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=0.3, max_inflight_bytes=64 << 10)
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(lines("a", 100))
+    sink = GatedSink()
+
+    def copytruncate() -> None:
+        shutil.copyfile(log, log.with_name("app.log.1"))
+        os.truncate(log, 0)
+        append(log, lines("b", 100))
+
+    async def until(engine) -> float:
+        await wait_for(lambda: sink.received.count(b"\n") == 100)
+        sink.gate.clear()
+        await asyncio.to_thread(append, log, lines("a", 300_000, start=100))  # far more than the budget
+        await wait_for(lambda: any(t.pos > 900 for t in engine.discovery.tracked.values()))  # held by the budget
+        await asyncio.to_thread(copytruncate)
+        await wait_for(lambda: bool(engine.discovery.pending))  # the copy is seen, held back
+        await asyncio.sleep(3 * s.rotate_wait)  # quiet for longer than rotate_wait, its original still held
+        sink.gate.set()
+        await wait_for(lambda: sink.received.count(b"\n") >= 300_200, timeout=30)
+        await asyncio.sleep(3 * s.rotate_wait)  # time for a copy wrongly followed on its own to ship again
+        return engine.losses.total()
+
+    _, lost = run_engine(s, until, sinks=[sink])
+    assert bytes(sink.received) == lines("a", 300_100) + lines("b", 100)
+    assert lost == 0
+
+
 def test_copytruncate_of_a_file_closed_for_inactivity_loses_no_line(settings, tmp_path: Path) -> None:
     s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=1.0, close_inactive=0.2)
     log = tmp_path / "in" / "app.log"

@@ -19,7 +19,8 @@ a copy still being written may be empty or hold only part of the head. Such a fi
 not read (it has nothing of its own yet), re-inspected quickly. When the original is found
 truncated, its copy takes over the original's checkpoint, so the original's unread tail is read
 from the copy, before the original's new lines — nothing lost or doubled. A pending file that
-turns out different, or stays quiet for ``rotate_wait``, is followed as a file of its own.
+turns out different, or stays quiet for ``rotate_wait`` while its original looked at its file (see
+``_keep_pending``), is followed as a file of its own.
 """
 
 from __future__ import annotations
@@ -360,7 +361,11 @@ class Discovery:
         original = sources[0] if sources else None
         lineage = lineage_of(f.path, roots)
         ambiguous = original is None and self._partial_copy(f, lineage)
-        quiet = entry is not None and now - entry.quiet_since >= self.engine.settings.rotate_wait
+        # Quiet for rotate_wait, and its original looked at since without finding itself truncated
+        # (or asleep at its end, where the poller sees a truncation): a file of its own. An original
+        # held meanwhile (waiting for the budget or an older file) has not looked: still maybe a copy.
+        quiet = (entry is not None and now - entry.quiet_since >= self.engine.settings.rotate_wait
+                 and (original is None or original.done or original.idle or original.looked > entry.quiet_since))
         if (original is None and not ambiguous) or quiet:
             self._drop_pending(f.key)
             return False

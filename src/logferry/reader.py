@@ -116,7 +116,10 @@ def read_step(
     if st.st_size < pos:
         step.truncated = True
         return step
-    if fp_length < FP_MAX and st.st_size > fp_length:
+    # The head is read while the fingerprint still grows, and at offset 0 whatever its length: there
+    # the guard covers no byte, so only the head tells a file copied, truncated and written again
+    # since the scan saw it (before its tailer read anything) from the file the scan saw.
+    if (fp_length < FP_MAX and st.st_size > fp_length) or (pos == 0 and fp_length):
         step.head = os.pread(fd, FP_MAX, 0)
         if pos == 0 and fp_length < MAGIC_MAX:  # it was empty: a compressor may be writing it
             step.compressed = compression(step.head)

@@ -36,7 +36,7 @@ class Tailer:
     __slots__ = (  # thousands of them: no __dict__ each
         "__weakref__", "_dormant", "_drained", "_is_drained", "_parked", "_polled", "_saved_fp_length", "_unopened",
         "_waiter", "_woken", "after", "deleted", "discarding", "done", "engine", "fd", "fp", "guard", "head", "idle", "key",
-        "last_growth", "mtime", "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
+        "last_growth", "looked", "mtime", "orphaned", "path", "pos", "read_bytes", "record", "reserved", "shipped", "size",
         "superseded",
     )
 
@@ -57,6 +57,7 @@ class Tailer:
         self._is_drained = False  # superseded and read to its end: its successor may start
         self.done = False
         self.last_growth = time.monotonic()
+        self.looked = 0.0  # when the last read that found no truncation started (see Discovery._keep_pending)
         self._waiter: asyncio.Future[None] | None = None
         self._polled: Step | None = None  # read for us by the poller while we slept
         self._woken = False  # woken while awake: the next sleep returns at once
@@ -326,6 +327,7 @@ class Tailer:
         """Read what follows our position (or take what the poller read for us). Memory for it comes
         out of the in-flight budget: with a stalled sink, readers wait here, before reading."""
         step, self._polled = self._polled, None
+        started = None  # when our own read started (the poller's reads happen while we are idle)
         if step is not None:
             self.reserved += step.read  # the poller reserved it for us
         if step is None or final:
@@ -340,6 +342,7 @@ class Tailer:
             if self.reserved < need:
                 await pipeline.reserve(need - self.reserved)
                 self.reserved = need
+            started = time.monotonic()
             step = await self.engine.blocking(
                 read_step, self.fd, self.pos, self.guard, self.discarding, policy, self.fp.length, final
             )
@@ -355,6 +358,8 @@ class Tailer:
         if not step.truncated:  # keep the size seen before a truncation: it measures what was lost
             self.size = self.record.size = step.size
             self.discarding = step.discarding
+            if started is not None:
+                self.looked = started
         self.deleted = step.nlink == 0
         return step
 
