@@ -82,6 +82,7 @@ class Writer(threading.Thread):
 CASES = [(SEED, MAX_OPEN_FILES)] + ([] if "LOGFERRY_TORTURE_SEED" in os.environ else [(11, "2")])
 
 
+@pytest.mark.timeout(SECONDS + 300)  # the run, then up to 120 s of catching up and verifying, on a busy machine
 @pytest.mark.parametrize(("seed", "max_open_files"), CASES)
 def test_rotations_and_sigkills_lose_nothing_and_keep_order(tmp_path: Path, seed: int, max_open_files: str) -> None:
     rng = random.Random(seed)
