@@ -17,6 +17,7 @@ Needs nginx, wrk and logrotate (`apt-get install nginx-light wrk logrotate`); lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -68,7 +69,7 @@ def run_mode(mode: str, seconds: float, every: float, keep: bool) -> dict[str, i
     conf = work / "logrotate.conf"
     conf.write_text(f"{work}/logs/access.log {{\n    rotate 1000\n    missingok\n    {action}\n}}\n")
     nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, start_new_session=True)  # a group: its workers too
     out = work / "out.log"
     logferry = subprocess.Popen([sys.executable, "-m", "logferry", "run", f"{work}/logs/access.log*",
                                  "--sink", f"file:{out}", "--state-dir", str(work / "state")],
@@ -102,8 +103,8 @@ def run_mode(mode: str, seconds: float, every: float, keep: bool) -> dict[str, i
     finally:
         logferry.send_signal(signal.SIGTERM)
         logferry.wait(timeout=60)
-        if nginx.poll() is None:
-            nginx.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(nginx.pid, signal.SIGKILL)  # whatever is left of it, workers included
     shipped = out.read_bytes().splitlines() if out.exists() else []
     counts: dict[bytes, int] = {}
     for line in shipped:
