@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("logferry.tailer")
 SMALL_READ = 64 << 10  # the least a read reserves of the in-flight budget
-HEAD_KEPT = ID_HEAD  # first bytes kept per file (of up to FP_MAX read): 10,000 files would keep 10 MB
+HEAD_KEPT = ID_HEAD  # first bytes kept per file (of up to FP_MAX read): enough for line ids, 640 KB for 10,000 files
 
 
 class Tailer:
@@ -491,7 +491,7 @@ class Tailer:
             self.engine.descriptors.closed(self)
 
 
-class _Parked(Exception):
+class _Parked(Exception):  # not an error: unwinds run() to park the tailer
     """Raised in :meth:`Tailer._read` to end the task while the budget is full."""
 
 
