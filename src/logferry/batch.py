@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,6 +58,20 @@ class Batch:
         for line in lines:
             yield offset, line
             offset += len(line) + 1
+
+    def split(self) -> tuple[list[int], list[bytes]]:
+        """``(offsets, lines)``: :meth:`records` as two lists, built without Python code per line.
+
+        For encoders that format a whole batch at C speed (``map(template.__mod__, zip(...))``):
+        at 100-byte lines this is several times faster than iterating :meth:`records`.
+        """
+        lines = bytes(self.data).split(b"\n")
+        lines.pop()  # data ends with a newline: the last piece is empty
+        # offset of line i = offset + (lengths of the lines before it) + i newlines
+        starts = itertools.accumulate(map(len, lines), initial=self.offset)
+        offsets = list(map(operator.add, starts, itertools.count()))
+        offsets.pop()  # accumulate's last value is the end, not a line
+        return offsets, lines
 
     def line_id(self, offset: int) -> str:
         """The identifier of the line starting at ``offset``: the same on every re-delivery, from any

@@ -16,10 +16,27 @@ from .threadloop import LoopThread
 class Sink:
     """Base class for sinks. Subclasses implement :meth:`send`; the rest is optional.
 
-    The engine guarantees: ``start`` is awaited once before the first ``send``; ``send`` is never
-    called concurrently on one sink and receives each file's batches in file order; ``stop`` is
-    awaited once at the end (also after a failed ``start``), after the last ``send`` returned.
+    The engine guarantees: ``start`` is awaited once before the first ``send``; each file's batches
+    arrive in file order, and a file's next batch only once the call holding its previous one
+    returned (so a retried call never reorders a file's lines); no more than
+    :attr:`max_sends_in_flight` calls run at once (by default one); ``stop`` is awaited once at the
+    end (also after a failed ``start``), after the last call returned.
+
+    Delivery is coalesced: while a sink is busy, what queues for it from any file joins its next
+    ``send_many`` call, up to :attr:`max_bytes_per_send` and :attr:`max_lines_per_send`; when it is
+    idle, a batch goes out at once.
     """
+
+    max_bytes_per_send: int = 8 << 20
+    """Most bytes of lines (as read from the files, before any encoding) one ``send``/``send_many``
+    call receives. A batch larger than this is split at line boundaries (a single line longer than
+    this still travels alone)."""
+    max_lines_per_send: int = 0
+    """Most lines one call receives (0: no limit); batches are split to respect it."""
+    max_sends_in_flight: int = 1
+    """How many calls may run at once. Above 1 the engine starts another call while earlier ones
+    are in flight, once a full call's worth (either limit) is queued, but never two calls holding
+    lines of the same file; each file's checkpoint still moves in order."""
 
     url: str = ""
     output_path: str | None = None
