@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,40 @@ class Batch:
         offsets.pop()  # accumulate's last value is the end, not a line
         return offsets, lines
 
+    def cut(self, max_bytes: int, max_lines: int = 0) -> list[Batch]:
+        """This batch as consecutive batches of at most ``max_bytes`` bytes and ``max_lines`` lines
+        (0: any number), cut at line boundaries; a line longer than ``max_bytes`` goes alone.
+
+        The pieces view this batch's data (no copy); the last one ends where this batch ends.
+        """
+        size = len(self.data)
+        if size <= max_bytes and (not max_lines or self.line_count() <= max_lines):
+            return [self]
+        data = bytes(self.data)  # one copy, to search it (a rare path: most batches fit as they are)
+        view = memoryview(self.data)
+        pieces: list[Batch] = []
+        start = 0
+        while start < size:
+            stop = min(size, start + max_bytes)
+            if stop < size:
+                cut = data.rfind(b"\n", start, stop)
+                stop = cut + 1 if cut >= 0 else data.index(b"\n", stop) + 1  # data ends with one
+            if max_lines and (match := _lines(max_lines).match(data, start, stop)) is not None:
+                stop = match.end()
+            last = stop >= size
+            pieces.append(Batch(self.path, self.file_id, self.offset + start,
+                                self.end if last else self.offset + stop, view[start:stop], self.read_at,
+                                data.count(b"\n", start, stop)))
+            start = stop
+        return pieces
+
     def line_id(self, offset: int) -> str:
         """The identifier of the line starting at ``offset``: the same on every re-delivery, from any
         state directory."""
         return f"{self.file_id}:{offset}"
+
+
+@lru_cache(maxsize=8)
+def _lines(count: int) -> re.Pattern[bytes]:
+    """Matches up to ``count`` complete lines (at C speed, unlike a loop of ``find``)."""
+    return re.compile(rb"(?:[^\n]*\n){1,%d}" % count)

@@ -1,12 +1,17 @@
 """Batches → every sink → acknowledgements → checkpoint offsets, with bounded bytes in flight.
 
-Each sink has a FIFO queue and one consumer task, so it receives every file's batches in file
-order and never two sends at once. A batch is acknowledged when every sink has returned from
-``send``; because each sink acknowledges in queue order, a file's batches complete in order and the
-record's offset only ever moves forward over acknowledged bytes. The budget counts the bytes in
-flight and the bytes readers have reserved for a read: a reader reserves before it reads and waits
-while the budget is used up, so a slow or stalled sink stops the readers (the files are the buffer)
-and memory stays bounded however many files there are.
+Each sink has a lane: what is queued for it, per file, in file order. The lane's consumer task
+hands the sink everything queued from any file at once (up to the sink's ``max_bytes_per_send``
+and ``max_lines_per_send``; a batch larger than that is cut at line boundaries), so a busy sink
+gets few large calls and an idle one gets a batch at once. With ``max_sends_in_flight`` above one,
+another call starts while earlier ones run, once a full call's worth is queued; but a file's lines
+are never in two calls at once, so each file's batches reach the sink in order even when a call is
+retried, and a sink acknowledges each file's batches in order. A batch is acknowledged when every
+sink has; the record's offset therefore only ever moves forward over acknowledged bytes.
+
+The budget counts the bytes in flight and the bytes readers have reserved for a read: a reader
+reserves before it reads and waits while the budget is used up, so a slow or stalled sink stops the
+readers (the files are the buffer) and memory stays bounded however many files there are.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from .batch import Batch
 from .checkpoints import FileRecord
@@ -28,7 +33,6 @@ from .sink import Sink
 log = logging.getLogger("logferry.pipeline")
 
 RETRY_FIRST, RETRY_MAX = 0.1, 30.0
-GROUP_MAX = 256  # batches handed to one send_many call
 
 
 @dataclass(eq=False, slots=True)
@@ -40,9 +44,103 @@ class _Entry:
     lease: Lease | None
 
 
+@dataclass(eq=False, slots=True)
+class _Piece:
+    """What one sink sends of an entry: all of its batch, or one cut of it (``last``: the final cut)."""
+
+    entry: _Entry
+    batch: Batch
+    lines: int
+    last: bool
+
+
+@dataclass(eq=False)
+class _Lane:
+    """What is queued for one sink, per file, and which files have lines in a call in flight."""
+
+    sink: Sink
+    max_bytes: int
+    max_lines: int
+    max_calls: int
+    single: bool
+    queued: OrderedDict[int, deque[_Piece]] = field(default_factory=OrderedDict)  # file → its pieces; oldest first
+    busy: set[int] = field(default_factory=set)
+    ready: list[int] = field(default_factory=lambda: [0, 0, 0])  # pieces, bytes, lines the next call could take
+    calls: int = 0
+    closing: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def put(self, key: int, piece: _Piece) -> None:
+        self.queued.setdefault(key, deque()).append(piece)
+        if key not in self.busy:
+            self._count((piece,), 1)
+        self.wake.set()
+
+    def may_call(self) -> bool:
+        """Whether to start a call now: something is ready, and either nothing is in flight (low
+        load: send at once) or a full call's worth waits and another call may run."""
+        pieces, size, lines = self.ready
+        if not pieces:
+            return False
+        if self.calls == 0:
+            return True
+        return self.calls < self.max_calls and self._full(size, lines)
+
+    def take(self) -> tuple[list[int], list[_Piece]]:
+        """The next call's pieces, oldest file first, up to the limits; their files become busy."""
+        files: list[int] = []
+        pieces: list[_Piece] = []
+        size = lines = 0
+        for key in list(self.queued):
+            if key in self.busy:
+                continue
+            queue = self.queued[key]
+            first = len(pieces)
+            while queue:
+                n, more = len(queue[0].batch.data), queue[0].lines
+                if pieces and (self.single or size + n > self.max_bytes
+                               or (self.max_lines and lines + more > self.max_lines)):
+                    break
+                pieces.append(queue.popleft())
+                size += n
+                lines += more
+            if len(pieces) > first:
+                files.append(key)
+                self.busy.add(key)
+                self._count(pieces[first:], -1)
+                self._count(queue, -1)  # what stays queued for a busy file waits for the call
+                if not queue:
+                    del self.queued[key]
+            if self.single or self._full(size, lines):
+                break
+        return files, pieces
+
+    def done(self, files: list[int]) -> None:
+        """A call returned: its files are ready again, with what is queued for them."""
+        for key in files:
+            self.busy.discard(key)
+            self._count(self.queued.get(key, ()), 1)
+        self.calls -= 1
+        self.wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self.queued and self.calls == 0
+
+    def _full(self, size: int, lines: int) -> bool:
+        return size >= self.max_bytes or bool(self.max_lines and lines >= self.max_lines)
+
+    def _count(self, pieces: Iterable[_Piece], sign: int) -> None:
+        ready = self.ready
+        for piece in pieces:
+            ready[0] += sign
+            ready[1] += sign * len(piece.batch.data)
+            ready[2] += sign * piece.lines
+
+
 @dataclass
 class SinkStats:
-    """One sink's totals since the start (``backlog_*``: queued for it and not yet sent)."""
+    """One sink's totals since the start (``backlog_*``: queued for it and not yet acknowledged)."""
 
     batches: int = 0
     bytes: int = 0
@@ -69,7 +167,10 @@ class Pipeline:
         self.retry_limit = retry_limit
         self.stats = [SinkStats() for _ in sinks]
         self._on_acked = on_acked
-        self._queues: list[asyncio.Queue[_Entry | None]] = [asyncio.Queue() for _ in sinks]
+        self._lanes = [_Lane(sink, max(1, sink.max_bytes_per_send), max(0, sink.max_lines_per_send),
+                             max(1, sink.max_sends_in_flight),
+                             # a sink without send_many takes one batch a call
+                             single=type(sink).send_many is Sink.send_many) for sink in sinks]
         self._inflight_bytes = 0
         self._reserved = 0  # by readers, for the reads they are doing
         self._outstanding = 0
@@ -101,28 +202,54 @@ class Pipeline:
             self._started.append(sink)
 
     async def consume(self, index: int) -> None:
-        """The consumer task of sink ``index``: send in order, acknowledge, until told to stop.
+        """The consumer task of sink ``index``: start calls as the lane allows, until told to stop.
 
-        A sink that implements ``send_many`` gets everything queued at once (one write, one request).
+        The calls run as tasks of their own, so that up to ``max_sends_in_flight`` overlap; a call
+        that fails for good stops this task with its error (the other calls are cancelled).
         """
-        sink, queue, stats = self.sinks[index], self._queues[index], self.stats[index]
-        group_max = GROUP_MAX if type(sink).send_many is not Sink.send_many else 1
-        closing = False
-        while not closing and (entry := await queue.get()) is not None:
-            group = [entry]
-            while len(group) < group_max and not queue.empty():
-                more = queue.get_nowait()
-                if more is None:
-                    closing = True
-                    break
-                group.append(more)
-            batches = [e.batch for e in group if e.batch.data]
+        lane, stats = self._lanes[index], self.stats[index]
+        calls: set[asyncio.Task[None]] = set()
+        failed: list[BaseException] = []
+        try:
+            while True:
+                lane.wake.clear()
+                if failed:
+                    raise failed[0]
+                if lane.may_call():
+                    files, pieces = lane.take()
+                    lane.calls += 1
+                    call = asyncio.create_task(self._call(lane, stats, files, pieces, failed))
+                    calls.add(call)
+                    call.add_done_callback(calls.discard)
+                    continue
+                if lane.closing and lane.idle:
+                    return
+                await lane.wake.wait()
+        finally:
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+
+    async def _call(self, lane: _Lane, stats: SinkStats, files: list[int], pieces: list[_Piece],
+                    failed: list[BaseException]) -> None:
+        """One ``send``/``send_many`` (retried until it passes), then its acknowledgements.
+
+        A failure is handed to the consumer through ``failed`` rather than raised: this task is
+        never awaited while the consumer runs."""
+        batches = [piece.batch for piece in pieces if piece.batch.data]  # empty ones only move offsets
+        try:
             if batches:
-                await self._deliver(sink, batches, stats)
-            for e in group:
+                await self._deliver(lane.sink, batches, stats)
+        except Exception as exc:  # noqa: BLE001 - _deliver retried what may pass: this one stops the run
+            failed.append(exc)
+            lane.wake.set()
+            return
+        for piece in pieces:
+            stats.backlog_bytes -= len(piece.batch.data)
+            if piece.last:
                 stats.backlog_batches -= 1
-                stats.backlog_bytes -= len(e.batch.data)
-                self._ack(e)
+                self._ack(piece.entry)
+        lane.done(files)
 
     def room(self) -> int:
         """Bytes that may be reserved now without waiting."""
@@ -171,10 +298,15 @@ class Pipeline:
             self._wake_space_waiter()
         self._outstanding += 1
         self._idle.clear()
-        entry = _Entry(record, batch, guard, len(self._queues), lease)
+        entry = _Entry(record, batch, guard, len(self._lanes), lease)
         self._inflight[entry] = None
-        for queue, stats in zip(self._queues, self.stats):
-            queue.put_nowait(entry)
+        cuts: dict[tuple[int, int], list[Batch]] = {}
+        for lane, stats in zip(self._lanes, self.stats):
+            limits = (lane.max_bytes, lane.max_lines)
+            if (pieces := cuts.get(limits)) is None:
+                pieces = cuts[limits] = batch.cut(*limits)
+            for i, piece in enumerate(pieces, 1):
+                lane.put(id(record), _Piece(entry, piece, max(piece.nlines, 0), i == len(pieces)))
             stats.backlog_batches += 1
             stats.backlog_bytes += size
         return used
@@ -219,8 +351,9 @@ class Pipeline:
 
     async def close_queues(self) -> None:
         """Tell the consumers to finish after what is queued."""
-        for queue in self._queues:
-            queue.put_nowait(None)
+        for lane in self._lanes:
+            lane.closing = True
+            lane.wake.set()
 
     async def stop_sinks(self) -> None:
         """Stop the started sinks (flush and close), each in its own error handling."""
