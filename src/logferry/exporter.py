@@ -88,6 +88,8 @@ def _per_sink(sinks: dict[str, dict[str, Any]], counter: Any, gauge: Any) -> Ite
         "lines": counter("logferry_sink_shipped_lines", "Lines the sink acknowledged.", labels=["sink"]),
         "bytes": counter("logferry_sink_shipped_bytes", "Bytes the sink acknowledged.", labels=["sink"]),
         "batches": counter("logferry_sink_shipped_batches", "Batches the sink acknowledged.", labels=["sink"]),
+        "calls": counter("logferry_sink_calls", "Calls (requests, writes) the sink completed; each holds "
+                         "every batch that queued for it while it was busy.", labels=["sink"]),
         "failures": counter("logferry_sink_errors", "Sends that failed.", labels=["sink"]),
         "retries": counter("logferry_sink_retries", "Batches sent again after a failure.", labels=["sink"]),
         "backlog_bytes": gauge("logferry_sink_backlog_bytes", "Bytes queued for the sink, not yet sent.",

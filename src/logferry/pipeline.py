@@ -144,6 +144,8 @@ class SinkStats:
 
     batches: int = 0
     bytes: int = 0
+    calls: int = 0
+    """``send``/``send_many`` calls that passed: batches / calls is how much delivery coalesced."""
     retries: int = 0
     failures: int = 0
     last_error: str = ""
@@ -218,7 +220,8 @@ class Pipeline:
                 if lane.may_call():
                     files, pieces = lane.take()
                     lane.calls += 1
-                    call = asyncio.create_task(self._call(lane, stats, files, pieces, failed))
+                    call = asyncio.create_task(self._send(lane, stats, files, pieces, failed),
+                                               name=f"send to {lane.sink.describe()}")
                     calls.add(call)
                     call.add_done_callback(calls.discard)
                     continue
@@ -230,7 +233,7 @@ class Pipeline:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
 
-    async def _call(self, lane: _Lane, stats: SinkStats, files: list[int], pieces: list[_Piece],
+    async def _send(self, lane: _Lane, stats: SinkStats, files: list[int], pieces: list[_Piece],
                     failed: list[BaseException]) -> None:
         """One ``send``/``send_many`` (retried until it passes), then its acknowledgements.
 
@@ -406,6 +409,7 @@ class Pipeline:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, RETRY_MAX)
                 continue
+            stats.calls += 1
             stats.batches += len(batches)
             stats.bytes += sum(len(b.data) for b in batches)
             stats.lines += sum(b.line_count() for b in batches)
