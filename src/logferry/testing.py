@@ -574,6 +574,35 @@ class SinkContract:
 
         run_without_blocking(body)
 
+    def test_its_limits_are_valid_and_overlapping_calls_for_different_files_all_arrive(
+        self, sink_case: SinkCase
+    ) -> None:
+        sink = sink_case.make()
+        for name, least in (("max_bytes_per_send", 1), ("max_lines_per_send", 0), ("max_sends_in_flight", 1)):
+            value = getattr(sink, name, least)
+            assert isinstance(value, int) and value >= least, f"{name} must be an int >= {least}, not {value!r}"
+        calls = min(getattr(sink, "max_sends_in_flight", 1), 4)
+        if calls < 2:
+            pytest.skip("this sink takes one call at a time")
+        files = _Files(*(f"file{i}.log" for i in range(calls)))
+
+        async def body() -> None:
+            dest = await _Destination.open(sink_case, self.send_timeout)
+            await self._within(sink.start(), "start")
+            try:
+                for _ in range(3):  # as the engine does: calls at once, never two with one file's lines
+                    batches = list(files.interleaved(batches=2, lines=10))
+                    per_file = [[b for b in batches if b.path == path] for path in files.sent]
+                    await self._within(asyncio.gather(*(sink.send_many(group) for group in per_file)),
+                                       f"{calls} overlapping send_many calls")
+                    files.check(await dest.new_lines(), sink_case.exact_bytes, after="overlapping calls")
+                    for batch in batches:
+                        _scribble(batch)
+            finally:
+                await self._within(sink.stop(), "stop")
+
+        run_without_blocking(body)
+
     # -- (c) errors surface ------------------------------------------------------------
 
     def test_send_raises_while_the_destination_is_broken_and_succeeds_after_repair(
