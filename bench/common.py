@@ -345,7 +345,7 @@ def md_table(header: list[str], rows: list[list[str]], text_columns: Iterable[in
 
 @dataclass
 class Target:
-    """One of issue 4's targets and what this run measured for it."""
+    """One of an issue's targets (issue 4's unless ``issue`` says otherwise) and what this run measured for it."""
 
     what: str
     limit: float
@@ -354,6 +354,7 @@ class Target:
     higher_is_better: bool = False
     note: str = ""
     digits: int | None = None  # how the value and limit are shown (default: fmt's rounding)
+    issue: int = 4  # the issue that set the target
     met: bool | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -378,7 +379,8 @@ class Target:
 
 
 def targets_block(targets: list[Target]) -> str:
-    return "Targets (issue 4):\n\n" + "\n".join(f"- {t.line()}" for t in targets)
+    issues = ", ".join(str(n) for n in sorted({t.issue for t in targets}))
+    return f"Targets (issue {issues}):\n\n" + "\n".join(f"- {t.line()}" for t in targets)
 
 
 # --------------------------------------------------------------------------------------------
