@@ -6,7 +6,7 @@ Python (so the logferry it imports and the ``logferry`` beside it are the same i
 own --json/--markdown in the results directory; one that fails is reported and the others still
 run. ``--quick`` passes --quick to each (catchup.py has none: it gets a smaller workload and one
 repeat) for a smoke run of all of them in a few minutes. The full run takes about an hour on 2
-cores (sinks.py alone about 20 minutes). summary.md is a table of every target (issue 4's, and issue
+cores (sinks.py alone about 15 minutes). summary.md is a table of every target (issue 4's, and issue
 12's from sinks.py) with met / NOT met, then every report, under a line saying when and where it ran.
 
 Extra arguments after ``--`` go to every script (e.g. ``-- --logferry 'python -m logferry'``).
