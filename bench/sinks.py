@@ -492,7 +492,7 @@ def parse_args(argv: list[str] | None) -> Any:
     p = c.parser(__doc__)
     p.add_argument("--workloads", default="catchup,live", help="comma list of: catchup, live")
     p.add_argument("--contenders", default="all", help=f"all, or a comma list of: {', '.join(SHOWN)}")
-    p.add_argument("--files", type=int, default=8, metavar="N")
+    p.add_argument("--files", type=int, default=8, metavar="N", help="files shipped at once")
     p.add_argument("--lines", type=int, default=250_000, metavar="N", help="lines per file (catch-up)")
     p.add_argument("--line-bytes", type=int, default=100, metavar="N", help="bytes per line, newline included")
     p.add_argument("--repeats", type=int, default=3, metavar="N", help="catch-up runs of each contender")
