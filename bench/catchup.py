@@ -410,9 +410,9 @@ def seed_contender(anchors: Path, workload: Workload, timeout: float) -> Contend
     return Contender(SEED, workload, start, timeout, follows=True)
 
 
-def load_anchors(path: Path) -> ModuleType:
-    """Import anchors.py as a module, to reuse its native contenders' configurations."""
-    spec = importlib.util.spec_from_file_location("anchors", path)
+def load_anchors(path: Path, name: str = "anchors") -> ModuleType:
+    """Import anchors.py (or another outside harness) as module ``name``, to reuse what it defines."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there

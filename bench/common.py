@@ -56,15 +56,20 @@ RSYSLOG_LIVE_CPU_FACT = 1.8  # CPU s per 10 s at 20k lines/s, FACTS.md
 _anchors: ModuleType | None = None
 
 
+def load_outside(path: Path, name: str, uses: str) -> ModuleType:
+    """An outside harness (``../shared/bench/NAME.py``, never copied in here) imported as module ``name``;
+    exits with a clear message when it is absent. ``uses`` says what the benchmarks take from it."""
+    if not path.exists():
+        sys.exit(f"error: {path} not found. The benchmarks reuse the outside harness {path.name} ({uses}); it is "
+                 f"expected at ../shared/bench/{path.name} relative to the repository root.")
+    return catchup.load_anchors(path, name)
+
+
 def anchors() -> ModuleType:
-    """The outside harness, imported once; exits with a clear message when it is absent."""
+    """The outside harness anchors.py, imported once."""
     global _anchors
     if _anchors is None:
-        if not ANCHORS.exists():
-            sys.exit(f"error: {ANCHORS} not found. These benchmarks reuse the outside harness anchors.py "
-                     "(line format, live writer, checks, baseline configurations); it is expected at "
-                     "../shared/bench/anchors.py relative to the repository root.")
-        _anchors = catchup.load_anchors(ANCHORS)
+        _anchors = load_outside(ANCHORS, "anchors", "line format, live writer, checks, baseline configurations")
     return _anchors
 
 
@@ -345,7 +350,7 @@ def md_table(header: list[str], rows: list[list[str]], text_columns: Iterable[in
 
 @dataclass
 class Target:
-    """One of issue 4's targets and what this run measured for it."""
+    """One of an issue's targets (issue 4's unless ``issue`` says otherwise) and what this run measured for it."""
 
     what: str
     limit: float
@@ -354,6 +359,7 @@ class Target:
     higher_is_better: bool = False
     note: str = ""
     digits: int | None = None  # how the value and limit are shown (default: fmt's rounding)
+    issue: int = 4  # the issue that set the target
     met: bool | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -378,7 +384,8 @@ class Target:
 
 
 def targets_block(targets: list[Target]) -> str:
-    return "Targets (issue 4):\n\n" + "\n".join(f"- {t.line()}" for t in targets)
+    issues = ", ".join(str(n) for n in sorted({t.issue for t in targets}))
+    return f"Targets (issue {issues}):\n\n" + "\n".join(f"- {t.line()}" for t in targets)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,12 +408,13 @@ def parser(doc: str) -> argparse.ArgumentParser:
 
 
 def git_describe() -> str:
+    """The last commit that changed logferry's code (src/, plugins/): commits to bench/ or docs move HEAD, not it."""
     try:
-        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "src"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev + (" + uncommitted changes in src/" if dirty else "")
+        rev = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "src", "plugins"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "src",
+                                "plugins"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + (" + uncommitted changes in src/ or plugins/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "?"
 

@@ -10,6 +10,10 @@ Reads the ``--json`` files the benchmarks wrote into a directory (default bench/
   looplag.json   event-loop lag (p50/p99/max) per contender              }
   memory.json    peak RSS with a stalled output per contender            }
   scale.json     wall time with 10,000 files per contender               }
+  sinks.json     network sinks (issue 12): catch-up lines/s and live latency }
+
+Result files can also be named on the command line (``plot.py results/sinks-before.json --out
+sinks-before.png``): each is drawn as the result its name starts with (catchup-800mb.json as catchup).
 
 Needs matplotlib, a bench-only dependency: ``pip install matplotlib``. Log scales throughout: the
 contenders differ by orders of magnitude.
@@ -84,13 +88,38 @@ def grouped(ax: Any, names: list[str], series: dict[str, list[float | None]], ti
     ax.set_ylabel(ylabel)
 
 
-def panels(directory: Path) -> list[tuple[str, Any]]:
-    """(kind, data) for each result present, in a fixed order."""
+RESULTS = ("catchup", "live", "newfile", "idle", "looplag", "memory", "scale", "sinks")
+
+
+def kinds(name: str, data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The panels of one result: sinks.json has two (catch-up, live), the others one."""
+    if name != "sinks":
+        return [(name, data)]
+    present = {r.get("workload") for r in data.get("summary", [])}
+    return [(f"sinks-{w}", data) for w in ("catchup", "live") if w in present]
+
+
+def clamp(ms: float | None) -> float | None:
+    """Redis latencies come from 1 ms entry ids and can read below 0: drawn at 0.01 ms on the log scale."""
+    return None if ms is None else max(ms, 0.01)
+
+
+def panels(directory: Path, files: list[str]) -> list[tuple[str, Any]]:
+    """(kind, data) for each result named in ``files``, else for each present in ``directory`` in a fixed order."""
     out = []
-    for name in ("catchup", "live", "newfile", "idle", "looplag", "memory", "scale"):
+    if files:
+        for path in map(Path, files):
+            name = next((k for k in RESULTS if path.stem.split("-")[0] == k), None)
+            data = load(path.parent, path.stem) if name else None
+            if name is None:
+                print(f"plot: skipping {path}: its name starts with none of {', '.join(RESULTS)}", file=sys.stderr)
+            elif data:
+                out += kinds(name, data)
+        return out
+    for name in RESULTS:
         data = load(directory, name)
         if data:
-            out.append((name, data))
+            out += kinds(name, data)
     return out
 
 
@@ -147,12 +176,23 @@ def draw(ax: Any, kind: str, data: dict[str, Any]) -> None:
         follow = data.get("follow", [])
         hbars(ax, [label(r) for r in follow], [r.get("wall_s") for r in follow],
               f"Ship {args.get('files', 0):,} files at once (wall time)", "s (log)")
+    elif kind == "sinks-catchup":
+        rows = [r for r in s if r["workload"] == "catchup"]
+        hbars(ax, [label(r) for r in rows], [r.get("lines_s") for r in rows],
+              f"Catch-up to network sinks, {args.get('files', '?')} files × {args.get('lines', 0):,} lines",
+              "lines/s (log)")
+    elif kind == "sinks-live":
+        rows = [r for r in s if r["workload"] == "live"]
+        grouped(ax, [label(r) for r in rows], {q: [clamp(r.get(f"{q}_ms")) for r in rows] for q in ("p50", "p99", "max")},
+                f"Live to network sinks, {args.get('rate', 0):,.0f} lines/s over {args.get('files', '?')} files",
+                "ms (log)", 10.0, "10 ms (p99 target)")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(HERE / "results"), help="directory holding the *.json results")
     p.add_argument("--out", default=None, help="PNG to write (default: RESULTS/benchmarks.png)")
+    p.add_argument("files", nargs="*", metavar="FILE.json", help="draw these result files instead of RESULTS/*.json")
     args = p.parse_args(argv)
     try:
         import matplotlib
@@ -163,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print("plot: matplotlib is not installed (a bench-only dependency): pip install matplotlib", file=sys.stderr)
         return 2
     directory = Path(args.results)
-    found = panels(directory)
+    found = panels(directory, args.files)
     if not found:
         print(f"plot: no results in {directory} (run the benchmarks with --json {directory}/NAME.json)",
               file=sys.stderr)
