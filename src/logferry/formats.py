@@ -1,13 +1,27 @@
-"""How lines are written by the sinks that write lines: raw bytes, or one JSON record a line."""
+"""How lines are written by the sinks that write lines: raw bytes, or one JSON record a line.
+
+:func:`json_body` is the machinery behind ``--format json`` and the HTTP plugin's bodies: it turns
+whole batches into JSON records without Python code per line (a few C-level passes over the batch's
+bytes, then one ``%`` format of the whole body), several times faster than formatting each line.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from itertools import accumulate, chain, repeat
 from json.encoder import encode_basestring  # the C encoder when available; keeps non-ASCII as is
 
 from .batch import Batch
 
 FORMATS = ("raw", "json")
+
+_ESCAPES = (  # what encode_basestring escapes; the backslash first, since the others add backslashes
+    (b"\\", b"\\\\"), (b'"', b'\\"'), (b"\t", b"\\t"), (b"\r", b"\\r"), (b"\b", b"\\b"), (b"\f", b"\\f"),
+    *((bytes([c]), b"\\u%04x" % c) for c in range(32) if c not in b"\t\n\r\b\f"),
+)
 
 
 def encode(batch: Batch, fmt: str) -> bytes | memoryview:
@@ -24,10 +38,107 @@ def encode_json(batch: Batch) -> bytes:
     NUL and control characters are escaped. ``id`` is ``Batch.line_id``: the same on every
     re-delivery, from any state directory.
     """
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(batch.read_at)) + f".{int(batch.read_at % 1 * 1000):03d}Z"
-    head = f'{{"ts":"{ts}","path":{encode_basestring(batch.path)},"id":"{batch.file_id}:'
-    out = [
-        f'{head}{offset}","offset":{offset},"line":{encode_basestring(line.decode("utf-8", "replace"))}}}\n'
-        for offset, line in batch.records()
-    ]
-    return "".join(out).encode()
+    head = f'{{"ts":"{iso_ts(batch.read_at)}","path":{encode_basestring(batch.path)},"id":"{batch.file_id}:'
+    return json_body([JsonRecords(batch, (head, '","offset":', ',"line":"', '"}\n'))])
+
+
+def iso_ts(read_at: float) -> str:
+    """``2026-01-02T03:04:05.678Z``: a batch's ``read_at`` as logferry's JSON records write it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(read_at)) + f".{int(read_at % 1 * 1000):03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRecords:
+    """The lines of ``batch`` as JSON records, one per line, for :func:`json_body`.
+
+    Each record is ``pieces[0] N pieces[1] N … pieces[-2] TEXT pieces[-1]``: literal text (JSON the
+    caller has escaped, e.g. with ``json.encoder.encode_basestring``) around ``len(pieces) - 2``
+    numbers and the line's text. ``N`` is the line's offset in the file, or ``count_from + i`` for
+    line ``i`` when ``count_from`` is given. ``TEXT`` is the line without its newline, decoded as
+    UTF-8 with invalid bytes replaced by U+FFFD and escaped as the inside of a JSON string (as
+    ``encode_basestring`` does: non-ASCII kept, ``\\u00XX`` for control characters), so the last
+    pieces around it usually end and start with ``"``. Records are joined by ``sep``.
+    """
+
+    batch: Batch
+    pieces: Sequence[str]
+    count_from: int | None = None
+    sep: str = ""
+
+
+def json_body(parts: Iterable[bytes | JsonRecords]) -> bytes:
+    """Literal ``bytes`` and batches' :class:`JsonRecords`, concatenated in order, UTF-8.
+
+    CPU work proportional to the bytes, not to Python code per line: each batch's text is escaped
+    with a few ``bytes.replace`` over the whole batch (only for the characters present), each newline
+    becomes the text between two records, and one ``%`` format writes every number.
+    """
+    template: list[bytes | memoryview] = []
+    numbers: list[Iterable[int]] = []
+    for part in parts:
+        if isinstance(part, JsonRecords):
+            _add_records(part, template, numbers)
+        elif part:
+            template.append(part.replace(b"%", b"%%"))
+    return b"".join(template) % tuple(chain.from_iterable(numbers))
+
+
+def _add_records(records: JsonRecords, template: list[bytes | memoryview], numbers: list[Iterable[int]]) -> None:
+    data = bytes(records.batch.data)
+    if not data:
+        return
+    # Each line's offset from the lengths of the lines, newline included. BytesIO yields them one at a
+    # time (each freed at once), which is twice as fast as Batch.split, whose lists of lines stay alive.
+    offsets: Sequence[int] = list(accumulate(map(len, BytesIO(data)), initial=records.batch.offset))
+    offsets.pop()  # the end of the last line
+    if records.count_from is not None:
+        offsets = range(records.count_from, records.count_from + len(offsets))
+    # Paths may hold lone surrogates (undecodable file names): "?" rather than an error.
+    *fixed, last = (piece.encode("utf-8", "replace").replace(b"%", b"%%") for piece in records.pieces)
+    head = b"%d".join(fixed)  # everything before the text, a %d for each number
+    text = _json_text(data)
+    if b"%" in text:
+        text = text.replace(b"%", b"%%")
+    between = last + records.sep.encode().replace(b"%", b"%%") + head  # what replaces each newline
+    body = text.replace(b"\n", between)  # ends with the `between` of a record that does not exist
+    template += (head, memoryview(body)[: len(body) - len(between) + len(last)])
+    per_record = len(fixed) - 1
+    if per_record == 1:
+        numbers.append(offsets)
+    elif per_record:
+        numbers.append(chain.from_iterable(zip(*[offsets] * per_record)))
+
+
+def _json_text(data: bytes) -> bytes:
+    """``data`` (lines each ending in a newline) with each line escaped as the inside of a JSON
+    string, the newlines kept: what ``encode_basestring(line.decode("utf-8", "replace"))`` gives,
+    without the quotes, line by line."""
+    if data.isascii() or _is_utf8(data):
+        return _escaped_whole(data)
+    return _escaped_per_line(data)  # invalid UTF-8 somewhere: the replacement needs each line alone
+
+
+def _escaped_whole(data: bytes) -> bytes:
+    """:func:`_json_text` of valid UTF-8: a ``bytes.replace`` over the whole batch for each character
+    JSON escapes that it holds (most batches hold none, or only quotes)."""
+    for raw, escaped in _ESCAPES:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
+def _escaped_per_line(data: bytes) -> bytes:
+    """:func:`_json_text` of any bytes: each line decoded and escaped on its own (C-level ``map``)."""
+    lines = data.split(b"\n")
+    lines.pop()  # data ends with a newline: the last piece is empty
+    quoted = "\n".join(map(encode_basestring, map(bytes.decode, lines, repeat("utf-8"), repeat("replace"))))
+    # Each line became "…" with no raw newline inside: drop the quotes next to the newlines and ends.
+    return quoted[1:-1].replace('"\n"', "\n").encode() + b"\n"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
