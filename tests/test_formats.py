@@ -9,7 +9,15 @@ from json.encoder import encode_basestring
 import pytest
 
 from logferry import Batch, JsonRecords, json_body
-from logferry.formats import _escaped_per_line, _escaped_whole, _json_text, encode_json, iso_ts
+from logferry.formats import (
+    PIECE_BYTES,
+    _escaped_per_line,
+    _escaped_whole,
+    _is_utf8,
+    _json_text,
+    encode_json,
+    iso_ts,
+)
 
 TRICKY = [
     b"", b"plain", b'say "hi"', b"back\\slash", b'\\"', b"tab\there", b"cr\rhere", b"nul\x00byte",
@@ -53,6 +61,26 @@ def test_encode_json_matches_the_per_line_encoder_on_random_bytes():
         batch = batch_of(random_lines(rng), path=rng.choice(["/a.log", '/d%d/"q".log', "/caf\u00e9/x\\y"]),
                          offset=rng.randrange(10**12))
         assert encode_json(batch) == per_line_json(batch), batch.data
+
+
+def test_a_batch_of_many_pieces_is_encoded_as_one():
+    """Batches are formatted a piece at a time (PIECE_BYTES): the seams must not show."""
+    rng = random.Random(5)
+    lines = [line for _ in range(3000) for line in random_lines(rng)] + [b"y" * (3 * PIECE_BYTES)] + TRICKY * 300
+    for valid in (lines, [line for line in lines if _is_utf8(line)]):
+        batch = batch_of(valid)
+        assert len(batch.data) > 5 * PIECE_BYTES
+        assert encode_json(batch) == per_line_json(batch)
+        loki = json_body([JsonRecords(batch, ('["', '","', '"]'), count_from=10**18, sep=",")])
+        assert loki == ",".join(f'["{10**18 + i}",{encode_basestring(line.decode("utf-8", "replace"))}]'
+                                for i, line in enumerate(valid)).encode()
+
+
+def test_a_view_of_a_read_buffer_encodes_as_its_bytes():
+    batch = batch_of(TRICKY * 3000)
+    viewed = Batch(batch.path, batch.file_id, batch.offset, batch.end, memoryview(bytearray(batch.data)),
+                   batch.read_at)
+    assert encode_json(viewed) == encode_json(batch)
 
 
 def test_the_whole_batch_path_and_the_per_line_path_agree_on_valid_utf8():

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from .batch import Batch
 from .errors import ConfigError, LogferryError, NotAcknowledged, SinkError
-from .formats import JsonRecords, json_body
+from .formats import JsonRecords, json_body, json_chunks
 from .hookspecs import hookimpl
 from .settings import Settings, SinkSpec
 from .sink import Sink, ThreadedSink
@@ -32,4 +32,5 @@ __all__ = [
     "__version__",
     "hookimpl",
     "json_body",
+    "json_chunks",
 ]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
-from itertools import accumulate, chain, repeat
+from itertools import accumulate, chain, repeat, tee
 from json.encoder import encode_basestring  # the C encoder when available; keeps non-ASCII as is
 
 from .batch import Batch
@@ -67,46 +67,78 @@ class JsonRecords:
 
 
 def json_body(parts: Iterable[bytes | JsonRecords]) -> bytes:
-    """Literal ``bytes`` and batches' :class:`JsonRecords`, concatenated in order, UTF-8.
+    """Literal ``bytes`` and batches' :class:`JsonRecords`, concatenated in order, UTF-8."""
+    return b"".join(json_chunks(parts))
 
-    CPU work proportional to the bytes, not to Python code per line: each batch's text is escaped
-    with a few ``bytes.replace`` over the whole batch (only for the characters present), each newline
-    becomes the text between two records, and one ``%`` format writes every number.
+
+def json_chunks(parts: Iterable[bytes | JsonRecords]) -> list[bytes]:
+    """:func:`json_body` as consecutive chunks, for writers that take several buffers (``writelines``,
+    an HTTP body written a chunk at a time): no buffer of the body's size is ever made. Each chunk
+    holds whole records of one batch, or one literal.
+
+    CPU work proportional to the bytes, not to Python code per line: a few passes over each piece
+    of a batch (:data:`PIECE_BYTES` of lines): ``bytes.replace`` for each character JSON escapes
+    that it holds (usually none, or only quotes), one that turns each newline into the text between
+    two records, and one ``%`` format that writes every number.
     """
-    template: list[bytes | memoryview] = []
-    numbers: list[Iterable[int]] = []
+    chunks: list[bytes] = []
     for part in parts:
         if isinstance(part, JsonRecords):
-            _add_records(part, template, numbers)
+            _add_records(part, chunks)
         elif part:
-            template.append(part.replace(b"%", b"%%"))
-    return b"".join(template) % tuple(chain.from_iterable(numbers))
+            chunks.append(part)
+    return chunks
 
 
-def _add_records(records: JsonRecords, template: list[bytes | memoryview], numbers: list[Iterable[int]]) -> None:
-    data = bytes(records.batch.data)
-    if not data:
-        return
-    # Each line's offset from the lengths of the lines, newline included. BytesIO yields them one at a
-    # time (each freed at once), which is twice as fast as Batch.split, whose lists of lines stay alive.
-    offsets: Sequence[int] = list(accumulate(map(len, BytesIO(data)), initial=records.batch.offset))
-    offsets.pop()  # the end of the last line
-    if records.count_from is not None:
-        offsets = range(records.count_from, records.count_from + len(offsets))
+PIECE_BYTES = 32 * 1024
+"""Lines formatted at once. Each buffer of a piece stays small enough for malloc to reuse it: fresh
+pages for megabyte-sized buffers cost more CPU than formatting them (page faults)."""
+
+
+def _add_records(records: JsonRecords, chunks: list[bytes]) -> None:
+    batch = records.batch
+    view = memoryview(batch.data)  # often a view of a read buffer: copied a piece at a time
     # Paths may hold lone surrogates (undecodable file names): "?" rather than an error.
     *fixed, last = (piece.encode("utf-8", "replace").replace(b"%", b"%%") for piece in records.pieces)
     head = b"%d".join(fixed)  # everything before the text, a %d for each number
-    text = _json_text(data)
-    if b"%" in text:
-        text = text.replace(b"%", b"%%")
-    between = last + records.sep.encode().replace(b"%", b"%%") + head  # what replaces each newline
-    body = text.replace(b"\n", between)  # ends with the `between` of a record that does not exist
-    template += (head, memoryview(body)[: len(body) - len(between) + len(last)])
     per_record = len(fixed) - 1
-    if per_record == 1:
-        numbers.append(offsets)
-    elif per_record:
-        numbers.append(chain.from_iterable(zip(*[offsets] * per_record)))
+    sep = records.sep.encode()
+    between = last + sep.replace(b"%", b"%%") + head  # what replaces each newline
+    start = line = 0
+    while start < len(view):
+        piece = _lines_from(view, start)
+        if not piece:
+            break
+        # Each line's offset, from the lines' lengths: BytesIO yields them without keeping them.
+        offsets = list(accumulate(map(len, BytesIO(piece)), initial=batch.offset + start))
+        offsets.pop()  # the end of the piece's last line
+        text = _escaped_whole(piece) if piece.isascii() or _is_utf8(piece) else _escaped_per_line(piece)
+        if b"%" in text:
+            text = text.replace(b"%", b"%%")
+        template = b"".join((head, text[:-1].replace(b"\n", between), last))
+        numbers: Iterable[int] = offsets
+        if records.count_from is not None:
+            numbers = range(records.count_from + line, records.count_from + line + len(offsets))
+        if per_record > 1:
+            numbers = chain.from_iterable(zip(*tee(numbers, per_record)))
+        if start and sep:
+            chunks.append(sep)
+        chunks.append(template % tuple(numbers))
+        start += len(piece)
+        line += len(offsets)
+
+
+def _lines_from(view: memoryview, start: int) -> bytes:
+    """The complete lines of ``view`` from ``start`` on: about :data:`PIECE_BYTES` of them, at least
+    one line however long."""
+    window = bytes(view[start:start + PIECE_BYTES])
+    end = window.rfind(b"\n") + 1
+    if end == len(window):
+        return window
+    if end:
+        return window[:end]
+    rest = bytes(view[start:])  # one line longer than a piece: alone
+    return rest[:rest.find(b"\n") + 1]  # nothing if unterminated (never, batches end with a newline)
 
 
 def _json_text(data: bytes) -> bytes:

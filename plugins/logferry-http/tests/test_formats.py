@@ -264,24 +264,25 @@ def test_encoders_write_what_the_per_line_encoders_wrote():
         batch = make_batch(rng.choice(["/var/log/a.log", '/var/%d/"q" caf\u00e9.log']), lines,
                            offset=rng.randrange(10**9), file_id="0123456789abcdef")
         host = rng.choice(["web1", 'h%s"\u00e9'])
-        assert encode_ndjson([batch], host) == ndjson_per_line(batch, host)
-        assert encode_es_bulk([batch], host, "i%d", "create") == es_bulk_per_line(batch, host, "i%d", "create")
+        assert b"".join(encode_ndjson([batch], host)) == ndjson_per_line(batch, host)
+        assert b"".join(encode_es_bulk([batch], host, "i%d", "create")) == es_bulk_per_line(
+            batch, host, "i%d", "create")
         stream = loki_stream(batch, host, {"job": "a%sb"})
-        assert encode_loki([(stream, [(batch, 1_700_000_000_123_456_789)])]) == loki_per_line(
+        assert b"".join(encode_loki([(stream, [(batch, 1_700_000_000_123_456_789)])])) == loki_per_line(
             batch, stream, 1_700_000_000_123_456_789)
 
 
 def test_several_batches_encode_as_the_concatenation_of_each():
     first = make_batch("/a.log", TRICKY, file_id="aaaa")
     second = make_batch("/b.log", TRICKY[::-1], offset=77, file_id="bbbb")
-    assert encode_ndjson([first, second], "h") == ndjson_per_line(first, "h") + ndjson_per_line(second, "h")
-    assert encode_es_bulk([first, second], "h", "i", "index") == (
+    assert b"".join(encode_ndjson([first, second], "h")) == ndjson_per_line(first, "h") + ndjson_per_line(second, "h")
+    assert b"".join(encode_es_bulk([first, second], "h", "i", "index")) == (
         es_bulk_per_line(first, "h", "i", "index") + es_bulk_per_line(second, "h", "i", "index"))
 
 
 def test_es_bulk_documents_picks_whole_documents_by_position():
     batch = make_batch(lines=[b"zero", b"one \"\\", b"two"])
-    body = encode_es_bulk([batch], "h", "i", "index")
+    body = b"".join(encode_es_bulk([batch], "h", "i", "index"))
     picked = es_bulk_documents(body, [0, 2])
     rows = [json.loads(row) for row in picked.splitlines()]
     assert [row["line"] for row in rows[1::2]] == ["zero", "two"]

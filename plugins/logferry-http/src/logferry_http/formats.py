@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # the C encoder when available: fast, keeps non-ASCII
 from typing import Any
 
-from logferry import Batch, JsonRecords, json_body
+from logferry import Batch, JsonRecords, json_chunks
 from logferry.formats import iso_ts
 
 CONTENT_TYPES = {
@@ -27,14 +27,15 @@ CONTENT_TYPES = {
 }
 
 
-def encode_ndjson(batches: Sequence[Batch], host: str) -> bytes:
-    """One JSON object per line: ``ts``, ``host``, ``path``, ``offset``, ``id`` and ``line``.
+def encode_ndjson(batches: Sequence[Batch], host: str) -> list[bytes]:
+    """One JSON object per line: ``ts``, ``host``, ``path``, ``offset``, ``id`` and ``line``, in
+    chunks of whole records (see :func:`logferry.json_chunks`).
 
     ``id`` is :meth:`logferry.Batch.line_id`: the same on every re-delivery, so a consumer can drop
     duplicates.
     """
     host_json = encode_basestring(host)
-    return json_body(
+    return json_chunks(
         JsonRecords(batch, (
             f'{{"ts":"{iso_ts(batch.read_at)}","host":{host_json},"path":{encode_basestring(batch.path)},"offset":',
             f',"id":{encode_basestring(batch.file_id)[:-1]}:',  # the id's closing quote follows the offset
@@ -43,15 +44,16 @@ def encode_ndjson(batches: Sequence[Batch], host: str) -> bytes:
     )
 
 
-def encode_es_bulk(batches: Sequence[Batch], host: str, index: str, action: str) -> bytes:
-    """An Elasticsearch/OpenSearch ``_bulk`` body: an action line and a document per line.
+def encode_es_bulk(batches: Sequence[Batch], host: str, index: str, action: str) -> list[bytes]:
+    """An Elasticsearch/OpenSearch ``_bulk`` body: an action line and a document per line, in chunks
+    of whole documents.
 
     The action carries ``_id`` = the line id, so a re-delivered batch overwrites (``index``) or is
     refused as a conflict (``create``) instead of doubling documents.
     """
     meta = f'{{"{action}":{{"_index":{encode_basestring(index)},"_id":'
     host_json = encode_basestring(host)
-    return json_body(
+    return json_chunks(
         JsonRecords(batch, (
             f'{meta}{encode_basestring(batch.file_id)[:-1]}:',
             f'"}}}}\n{{"@timestamp":"{iso_ts(batch.read_at)}","host":{host_json},'
@@ -75,9 +77,9 @@ def loki_stream(batch: Batch, host: str, labels: dict[str, str]) -> dict[str, st
     return {"path": batch.path, "filename": os.path.basename(batch.path), "host": host, **labels}
 
 
-def encode_loki(streams: Sequence[tuple[dict[str, str], Sequence[tuple[Batch, int]]]]) -> bytes:
-    """A Loki push body: for each stream, its labels and its batches' lines, line *i* of a batch at
-    that batch's ``first_ns + i`` nanoseconds (strictly increasing, see :class:`LokiClock`)."""
+def encode_loki(streams: Sequence[tuple[dict[str, str], Sequence[tuple[Batch, int]]]]) -> list[bytes]:
+    """A Loki push body, in chunks: for each stream, its labels and its batches' lines, line *i* of a
+    batch at that batch's ``first_ns + i`` nanoseconds (strictly increasing, see :class:`LokiClock`)."""
     parts: list[bytes | JsonRecords] = [b'{"streams":[']
     for number, (labels, stamped) in enumerate(streams):
         stream = json.dumps(labels, ensure_ascii=False).encode("utf-8", "replace")
@@ -88,21 +90,36 @@ def encode_loki(streams: Sequence[tuple[dict[str, str], Sequence[tuple[Batch, in
             parts.append(JsonRecords(batch, ('["', '","', '"]'), count_from=first_ns, sep=","))
         parts.append(b"]}")
     parts.append(b"]}")
-    return json_body(parts)
+    return json_chunks(parts)
 
 
-def cut_body(body: bytes, limit: int, record_start: bytes) -> list[bytes | memoryview]:
-    """``body`` in pieces of at most ``limit`` bytes, cut where a record ends: before the newline that
+def request_bodies(chunks: Iterable[bytes], limit: int, record_start: bytes) -> list[list[bytes | memoryview]]:
+    """NDJSON or ``_bulk`` chunks (each ending where a record ends) as request bodies of at most
+    ``limit`` bytes, a chunk over the limit cut where its records end (see :func:`cut_records`)."""
+    bodies: list[list[bytes | memoryview]] = []
+    body: list[bytes | memoryview] = []
+    size = 0
+    for chunk in chunks:
+        for piece in cut_records(chunk, limit, record_start) if len(chunk) > limit else (chunk,):
+            if body and size + len(piece) > limit:
+                bodies.append(body)
+                body, size = [], 0
+            body.append(piece)
+            size += len(piece)
+    if body:
+        bodies.append(body)
+    return bodies
+
+
+def cut_records(chunk: bytes, limit: int, record_start: bytes) -> list[memoryview]:
+    """``chunk`` in pieces of at most ``limit`` bytes, cut where a record ends: before the newline that
     starts ``record_start`` (``b"\\n"`` for NDJSON, ``b'\\n{"index":{'`` for ``_bulk``, whose
-    documents are two lines). A record longer than ``limit`` travels alone. The pieces are views of
-    ``body``: no copy."""
-    if len(body) <= limit:
-        return [body]
-    view, pieces, start = memoryview(body), [], 0
-    while len(body) - start > limit:
-        newline = body.rfind(record_start, start, start + limit - 1 + len(record_start))
+    documents are two lines). A record longer than ``limit`` travels alone. Views: no copy."""
+    view, pieces, start = memoryview(chunk), [], 0
+    while len(chunk) - start > limit:
+        newline = chunk.rfind(record_start, start, start + limit - 1 + len(record_start))
         if newline < 0:  # the record at start alone is longer than the limit
-            newline = body.find(record_start, start)
+            newline = chunk.find(record_start, start)
             if newline < 0:
                 break
         pieces.append(view[start:newline + 1])
@@ -111,9 +128,9 @@ def cut_body(body: bytes, limit: int, record_start: bytes) -> list[bytes | memor
     return pieces
 
 
-def loki_bodies(stamped: Sequence[tuple[dict[str, str], Batch, int]], limit: int) -> list[bytes]:
-    """Loki push bodies of at most ``limit`` bytes for ``(stream labels, batch, first_ns)`` in order,
-    one stream per label set in each; a single line longer than ``limit`` travels alone.
+def loki_bodies(stamped: Sequence[tuple[dict[str, str], Batch, int]], limit: int) -> list[list[bytes]]:
+    """Loki push bodies (in chunks) of at most ``limit`` bytes for ``(stream labels, batch, first_ns)``
+    in order, one stream per label set in each; a single line longer than ``limit`` travels alone.
 
     Over the limit, the batches are halved (a single batch at a line boundary, the second half's
     timestamps following the first's) and each half encoded again: Loki bodies are not lines.
@@ -122,7 +139,7 @@ def loki_bodies(stamped: Sequence[tuple[dict[str, str], Batch, int]], limit: int
     for labels, batch, first_ns in stamped:
         streams.setdefault(tuple(sorted(labels.items())), (labels, []))[1].append((batch, first_ns))
     body = encode_loki(list(streams.values()))
-    if len(body) <= limit:
+    if sum(map(len, body)) <= limit:
         return [body]
     if len(stamped) > 1:
         half = len(stamped) // 2

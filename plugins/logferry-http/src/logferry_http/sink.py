@@ -12,15 +12,17 @@ sending the same bytes again would only get the same answer. Elasticsearch docum
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import socket
 import ssl
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+import aiohttp.payload
+from aiohttp.abc import AbstractStreamWriter
 from logferry import Batch, Sink, SinkError
 
 from . import __version__
@@ -30,12 +32,12 @@ from .formats import (
     LokiClock,
     bulk_outcome,
     bulk_stored_all,
-    cut_body,
     encode_es_bulk,
     encode_ndjson,
     es_bulk_documents,
     loki_bodies,
     loki_ignored,
+    request_bodies,
     loki_stream,
 )
 from .options import HttpConfig, redact_url
@@ -43,6 +45,8 @@ from .retry import backoff, retry_after, retryable_status
 
 log = logging.getLogger("logferry.http")
 T = TypeVar("T")
+Chunks = Sequence[bytes | memoryview]
+"""A request body as consecutive buffers (see :func:`logferry.json_chunks`)."""
 
 OFF_LOOP_BYTES = 64 * 1024
 """Requests (and responses) larger than this are encoded, compressed or parsed on a worker thread:
@@ -72,12 +76,32 @@ class _Retry(Exception):
         self.wait = wait
 
 
+class _ChunkedBody(aiohttp.payload.Payload):
+    """A request body given as chunks, written one after the other (with a Content-Length: not HTTP's
+    chunked encoding): the body is never one buffer of its own size, whose fresh pages would cost
+    more CPU than encoding it did; nor does aiohttp join a small first chunk to the headers."""
+
+    def __init__(self, chunks: Chunks, content_type: str) -> None:
+        super().__init__(chunks, content_type=content_type)
+        self._size = sum(map(len, chunks))
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self._value).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        for chunk in self._value:
+            await writer.write(chunk)  # waits while the socket's buffer is full
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        await self.write(writer)  # aiohttp >= 3.12; the length is the size given
+
+
 @dataclass(frozen=True)
 class _Body:
     """One request body: ``raw`` as encoded, ``wire`` as sent (gzipped when asked)."""
 
-    raw: bytes | memoryview
-    wire: bytes | memoryview
+    raw: Chunks
+    wire: Chunks
 
 
 class HttpSink(Sink):
@@ -153,16 +177,21 @@ class HttpSink(Sink):
             return lambda: [self._wire(raw) for raw in loki_bodies(stamped_ns, cfg.max_body_bytes)]
         if cfg.format == "es-bulk":
             def build() -> list[_Body]:
-                raw = encode_es_bulk(batches, self.host, cfg.index, cfg.action)
-                return [self._wire(piece) for piece in cut_body(raw, cfg.max_body_bytes, self._record_start)]
+                chunks = encode_es_bulk(batches, self.host, cfg.index, cfg.action)
+                return [self._wire(raw) for raw in request_bodies(chunks, cfg.max_body_bytes, self._record_start)]
         else:
             def build() -> list[_Body]:
-                raw = encode_ndjson(batches, self.host)
-                return [self._wire(piece) for piece in cut_body(raw, cfg.max_body_bytes, b"\n")]
+                chunks = encode_ndjson(batches, self.host)
+                return [self._wire(raw) for raw in request_bodies(chunks, cfg.max_body_bytes, b"\n")]
         return build
 
-    def _wire(self, raw: bytes | memoryview) -> _Body:
-        return _Body(raw, gzip.compress(raw, compresslevel=GZIP_LEVEL) if self.config.gzip else raw)
+    def _wire(self, raw: Chunks) -> _Body:
+        if not self.config.gzip:
+            return _Body(raw, raw)
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
+        wire = [compressor.compress(chunk) for chunk in raw]
+        wire.append(compressor.flush())
+        return _Body(raw, [chunk for chunk in wire if chunk])
 
     async def _off_loop_if_large(self, size: int, work: Callable[[], T]) -> T:
         """Run ``work`` on a worker thread when ``size`` says it may take long, else right here."""
@@ -183,13 +212,13 @@ class HttpSink(Sink):
                 self._reject(outcome.rejected, outcome.reason)
             if not outcome.retry:
                 return
-            raw = bytes(body.raw)
+            raw = b"".join(body.raw)
             documents = raw.count(b"\n") // 2
             if outcome.items != documents:  # positions would name the wrong documents
                 raise SinkError(f"unexpected answer to a _bulk request: {outcome.items} items for "
                                 f"{documents} documents", retryable=False)
             retry = outcome.retry  # documents carry _id = line id: sending them again is idempotent
-            body = await self._off_loop_if_large(len(raw), lambda: self._wire(es_bulk_documents(raw, retry)))
+            body = await self._off_loop_if_large(len(raw), lambda: self._wire([es_bulk_documents(raw, retry)]))
             attempt = await self._wait_to_retry(
                 attempt, _Retry(f"{len(retry)} documents refused for now ({outcome.reason})"))
 
@@ -205,17 +234,18 @@ class HttpSink(Sink):
         await asyncio.sleep(wait)
         return attempt
 
-    async def _post(self, body: bytes | memoryview) -> BulkOutcome:
+    async def _post(self, body: Chunks) -> BulkOutcome:
         """One request; returns on acceptance (with the fate of each document for ``_bulk``), raises
         ``_Retry`` or a final SinkError otherwise."""
         assert self._session is not None
-        headers = {"Content-Type": CONTENT_TYPES[self.config.format]}
+        content_type = CONTENT_TYPES[self.config.format]
+        headers = {"Content-Type": content_type}
         if self.config.gzip:
             headers["Content-Encoding"] = "gzip"
         self.stats.requests += 1
         try:
             async with self._session.post(
-                self.config.endpoint, data=body, headers=headers, allow_redirects=False
+                self.config.endpoint, data=_ChunkedBody(body, content_type), headers=headers, allow_redirects=False
             ) as response:
                 payload = await response.read()
                 status, reason = response.status, response.reason or ""
