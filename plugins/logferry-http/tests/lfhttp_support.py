@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import gzip
 import json
 import os
@@ -213,20 +214,20 @@ def http_sink(url: str, **options):
 
 
 async def send_all(sink, *batches: Batch) -> None:
-    await sink.start()
-    try:
-        for batch in batches:
-            await sink.send(batch)
-    finally:
-        await sink.stop()
+    """Start the sink, ``send`` each batch in turn, stop it."""
+    await _started(sink, [functools.partial(sink.send, batch) for batch in batches])
 
 
 async def send_many_all(sink, *calls: list[Batch]) -> None:
     """One ``send_many`` call per list, as the engine makes them when batches queue for the sink."""
+    await _started(sink, [functools.partial(sink.send_many, batches) for batches in calls])
+
+
+async def _started(sink, calls: list[Callable]) -> None:
     await sink.start()
     try:
-        for batches in calls:
-            await sink.send_many(batches)
+        for call in calls:
+            await call()
     finally:
         await sink.stop()
 

@@ -1,8 +1,10 @@
-"""Request bodies for a batch (NDJSON, Elasticsearch ``_bulk``, Loki push) and what their responses mean.
+"""Request bodies for batches (NDJSON, Elasticsearch ``_bulk``, Loki push) and what their responses mean.
 
-The encoders are pure functions of the batch (and, for Loki, of a first timestamp chosen on the
-loop), so the sink can run them on a worker thread when a batch is large. Lines are decoded as
-UTF-8 with invalid bytes replaced (U+FFFD), as logferry's own ``--format json`` does.
+The encoders are pure functions of the batches (and, for Loki, of first timestamps chosen on the
+loop), so the sink can run them on a worker thread when they are large. They format whole batches
+with :func:`logferry.json_chunks`, without Python code per line, and return the body as chunks of
+whole records. Lines are decoded as UTF-8 with invalid bytes replaced (U+FFFD), as logferry's own
+``--format json`` does.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ from .formats import (
     es_bulk_documents,
     loki_bodies,
     loki_ignored,
-    request_bodies,
     loki_stream,
+    request_bodies,
 )
 from .options import HttpConfig, redact_url
 from .retry import backoff, retry_after, retryable_status
@@ -77,9 +77,10 @@ class _Retry(Exception):
 
 
 class _ChunkedBody(aiohttp.payload.Payload):
-    """A request body given as chunks, written one after the other (with a Content-Length: not HTTP's
-    chunked encoding): the body is never one buffer of its own size, whose fresh pages would cost
-    more CPU than encoding it did; nor does aiohttp join a small first chunk to the headers."""
+    """A request body given as chunks, written one after the other (with a Content-Length, not HTTP's
+    chunked encoding). The body is never one buffer of its own size, whose fresh pages cost more CPU
+    than encoding it did; and aiohttp joins only the first chunk to the headers (on Python < 3.12.9
+    it copies the whole body there when given one buffer)."""
 
     def __init__(self, chunks: Chunks, content_type: str) -> None:
         super().__init__(chunks, content_type=content_type)
