@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from .batch import Batch
 from .errors import ConfigError, LogferryError, NotAcknowledged, SinkError
+from .formats import JsonRecords, json_body, json_chunks
 from .hookspecs import hookimpl
 from .settings import Settings, SinkSpec
 from .sink import Sink, ThreadedSink
@@ -20,6 +21,7 @@ from .sink import Sink, ThreadedSink
 __all__ = [
     "Batch",
     "ConfigError",
+    "JsonRecords",
     "LogferryError",
     "NotAcknowledged",
     "Settings",
@@ -29,4 +31,6 @@ __all__ = [
     "ThreadedSink",
     "__version__",
     "hookimpl",
+    "json_body",
+    "json_chunks",
 ]

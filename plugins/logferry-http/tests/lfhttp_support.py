@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import gzip
 import json
 import os
@@ -38,6 +39,8 @@ class Received:
     at: float
     answer: str
     """What the server did: "ok", "500", "429", "400", "drop", "slow", "stored-then-drop"…"""
+    item_statuses: list[int] | None = None
+    """For a ``_bulk`` request answered by ``Server.item_status``: the status of each document."""
 
     def json_lines(self) -> list[dict]:
         return [json.loads(line) for line in self.body.splitlines()]
@@ -48,7 +51,12 @@ class Server:
     """Answers every POST according to ``script`` (one action per request, then ``default``: an
     action is a name below or a function returning the ``web.Response`` to answer), or at
     random with ``fail_rate``/``drop_rate``. ``stored`` holds the requests it acknowledged or
-    stored (a "stored-then-drop" request is stored but never answered: the client cannot know)."""
+    stored (a "stored-then-drop" request is stored but never answered: the client cannot know).
+
+    With ``item_status``, an acknowledged request is read as a ``_bulk`` body and answered as
+    Elasticsearch does, an item per document with the status ``item_status(document, times)`` gives
+    (``times``: how often a document with that ``_id`` arrived before); ``indexed`` holds the
+    documents answered 2xx, in arrival order."""
 
     ssl_context: ssl.SSLContext | None = None
     script: deque = field(default_factory=deque)
@@ -63,6 +71,8 @@ class Server:
     requests: list[Received] = field(default_factory=list)
     stored: list[Received] = field(default_factory=list)
     port: int = 0
+    item_status: Callable[[dict, int], int] | None = None
+    indexed: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -145,7 +155,26 @@ class Server:
             await asyncio.sleep(self.slow_seconds)
         if action.isdigit():
             return web.Response(status=int(action), text=f"refused with {action}")
+        if self.item_status is not None:
+            return self._bulk_answer(seen)
         return web.Response(status=self.ok_status, body=self.ok_body)
+
+    def _bulk_answer(self, seen: Received) -> web.Response:
+        rows = seen.json_lines()
+        items = []
+        with self.lock:
+            for action, doc in zip(rows[0::2], rows[1::2]):
+                (op, meta), = action.items()
+                times = sum(1 for r in self.requests[:-1] for a in r.json_lines()[0::2]
+                            if next(iter(a.values()))["_id"] == meta["_id"])
+                status = self.item_status(doc, times)
+                items.append({op: {"_id": meta["_id"], "status": status,
+                                   **({"error": {"type": "es_rejected_execution_exception", "reason": "busy"}}
+                                      if status >= 300 else {})}})
+                if status < 300:
+                    self.indexed.append(doc)
+            seen.item_statuses = [next(iter(item.values()))["status"] for item in items]
+        return web.json_response({"errors": any(s >= 300 for s in seen.item_statuses), "took": 1, "items": items})
 
     def stored_lines(self, fmt: str = "ndjson") -> list[str]:
         """The ``line`` of every line of every stored request, in arrival order, for any body format."""
@@ -185,10 +214,20 @@ def http_sink(url: str, **options):
 
 
 async def send_all(sink, *batches: Batch) -> None:
+    """Start the sink, ``send`` each batch in turn, stop it."""
+    await _started(sink, [functools.partial(sink.send, batch) for batch in batches])
+
+
+async def send_many_all(sink, *calls: list[Batch]) -> None:
+    """One ``send_many`` call per list, as the engine makes them when batches queue for the sink."""
+    await _started(sink, [functools.partial(sink.send_many, batches) for batches in calls])
+
+
+async def _started(sink, calls: list[Callable]) -> None:
     await sink.start()
     try:
-        for batch in batches:
-            await sink.send(batch)
+        for call in calls:
+            await call()
     finally:
         await sink.stop()
 

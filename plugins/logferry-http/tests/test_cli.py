@@ -88,6 +88,15 @@ def test_once_with_a_flaky_server_delivers_everything_and_checkpoints_only_ackno
         final.stop()
 
 
+def test_catch_up_bodies_stay_within_max_body_bytes_with_several_requests_in_flight(tmp_path, server):
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    expected = write_lines(logs, files=4, lines=5_000)
+    code, err = run_once(logs, state, server.url + "?max_body_bytes=64KiB&concurrency=3")
+    assert code == 0, err
+    assert delivered(server.stored) == expected
+    assert len(server.requests) > 40 and all(len(r.body) <= 64 * 1024 for r in server.requests)
+
+
 def test_live_run_with_a_flaky_server_then_sigterm(tmp_path):
     logs, state = tmp_path / "logs", tmp_path / "state"
     expected: dict[str, list[str]] = defaultdict(list)

@@ -16,6 +16,14 @@ def test_defaults():
     assert (cfg.format, cfg.gzip, cfg.timeout, cfg.retries, cfg.verify, cfg.index) == (
         "ndjson", False, 10.0, 3, True, "logferry")
     assert cfg.endpoint == "http://127.0.0.1:9/ingest"
+    assert (cfg.max_body_bytes, cfg.concurrency) == (4 << 20, 2)
+
+
+def test_body_limit_and_concurrency_become_the_sinks_limits():
+    sink = http_sink("http://127.0.0.1:9/x?max_body_bytes=1MiB", concurrency=4)
+    assert (sink.config.max_body_bytes, sink.config.concurrency) == (1 << 20, 4)
+    assert sink.max_sends_in_flight == 4
+    assert 0 < sink.max_bytes_per_send < 1 << 20  # lines grow into records: ask the engine for fewer
 
 
 def test_query_and_table_options_are_read_and_stripped_from_the_endpoint():
@@ -69,6 +77,9 @@ def test_the_hosts_line_format_is_ignored():
     ("http://127.0.0.1:9/?timeout=soon", {}, "timeout"),
     ("http://127.0.0.1:9/?timeout=0", {}, "timeout must be above 0"),
     ("http://127.0.0.1:9/?retries=-1", {}, "retries must be a whole number"),
+    ("http://127.0.0.1:9/?concurrency=0", {}, "concurrency must be a whole number of 1 or more"),
+    ("http://127.0.0.1:9/?max_body_bytes=lots", {}, "max_body_bytes: expected a size"),
+    ("http://127.0.0.1:9/", {"max_body_bytes": 0}, "max_body_bytes: expected a size above 0"),
     ("http://127.0.0.1:9/?ca_file=/nonexistent/ca.pem", {}, "ca_file"),
     ("http://127.0.0.1:9/?header.Bad%20Name=x", {}, "not a valid HTTP header name"),
     ("http://127.0.0.1:9/", {"headers": "X-A: b"}, "headers must be a table"),
@@ -140,6 +151,7 @@ def test_settings_sink_spec_options_reach_the_plugin():
 
 @pytest.mark.parametrize("url,options", [
     ("http://127.0.0.1:9/ingest", {}),
+    ("http://127.0.0.1:9/ingest", {"max_body_bytes": "512KiB", "concurrency": 8}),
     ("https://es.example/_bulk", {"format": "es-bulk", "action": "create", "retries": 5}),
     ("http://loki:3100/loki/api/v1/push", {"format": "loki", "labels": {"job": "app"}, "max_backoff": "1m"}),
 ])

@@ -1,4 +1,4 @@
-"""logferry-http: a logferry sink plugin that POSTs each batch to an HTTP(S) endpoint.
+"""logferry-http: a logferry sink plugin that POSTs batches of lines to an HTTP(S) endpoint.
 
 Registered under the ``logferry`` entry-point group as ``http``; it serves the ``http`` and
 ``https`` sink schemes. Formats: NDJSON (default), Elasticsearch/OpenSearch ``_bulk``, Grafana

@@ -1,22 +1,26 @@
-"""Request bodies for a batch (NDJSON, Elasticsearch ``_bulk``, Loki push) and what their responses mean.
+"""Request bodies for batches (NDJSON, Elasticsearch ``_bulk``, Loki push) and what their responses mean.
 
-The encoders are pure functions of the batch (and, for Loki, of a first timestamp chosen on the
-loop), so the sink can run them on a worker thread when a batch is large. Lines are decoded as
-UTF-8 with invalid bytes replaced (U+FFFD), as logferry's own ``--format json`` does.
+The encoders are pure functions of the batches (and, for Loki, of first timestamps chosen on the
+loop), so the sink can run them on a worker thread when they are large. They format whole batches
+with :func:`logferry.json_chunks`, without Python code per line, and return the body as chunks of
+whole records. Lines are decoded as UTF-8 with invalid bytes replaced (U+FFFD), as logferry's own
+``--format json`` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # the C encoder when available: fast, keeps non-ASCII
+from typing import Any
 
-from logferry import Batch
+from logferry import Batch, JsonRecords, json_chunks
+from logferry.formats import iso_ts
 
 CONTENT_TYPES = {
     "ndjson": "application/x-ndjson",
@@ -25,41 +29,49 @@ CONTENT_TYPES = {
 }
 
 
-def iso_ts(read_at: float) -> str:
-    """``2026-01-02T03:04:05.678Z``: the time the batch was read, as logferry's JSON records have it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(read_at)) + f".{int(read_at % 1 * 1000):03d}Z"
-
-
-def _text(line: bytes) -> str:
-    return encode_basestring(line.decode("utf-8", "replace"))
-
-
-def encode_ndjson(batch: Batch, host: str) -> bytes:
-    """One JSON object per line: ``ts``, ``host``, ``path``, ``offset``, ``id`` and ``line``.
+def encode_ndjson(batches: Sequence[Batch], host: str) -> list[bytes]:
+    """One JSON object per line: ``ts``, ``host``, ``path``, ``offset``, ``id`` and ``line``, in
+    chunks of whole records (see :func:`logferry.json_chunks`).
 
     ``id`` is :meth:`logferry.Batch.line_id`: the same on every re-delivery, so a consumer can drop
     duplicates.
     """
-    head = f'{{"ts":"{iso_ts(batch.read_at)}","host":{encode_basestring(host)},"path":{encode_basestring(batch.path)}'
-    ident = encode_basestring(batch.file_id)[:-1]  # without the closing quote: the offset follows
-    return "".join(
-        f'{head},"offset":{offset},"id":{ident}:{offset}","line":{_text(line)}}}\n'
-        for offset, line in batch.records()
-    ).encode()
+    host_json = encode_basestring(host)
+    return json_chunks(
+        JsonRecords(batch, (
+            f'{{"ts":"{iso_ts(batch.read_at)}","host":{host_json},"path":{encode_basestring(batch.path)},"offset":',
+            f',"id":{encode_basestring(batch.file_id)[:-1]}:',  # the id's closing quote follows the offset
+            '","line":"', '"}\n',
+        )) for batch in batches
+    )
 
 
-def encode_es_bulk(batch: Batch, host: str, index: str, action: str) -> bytes:
-    """An Elasticsearch/OpenSearch ``_bulk`` body: an action line and a document per line.
+def encode_es_bulk(batches: Sequence[Batch], host: str, index: str, action: str) -> list[bytes]:
+    """An Elasticsearch/OpenSearch ``_bulk`` body: an action line and a document per line, in chunks
+    of whole documents.
 
     The action carries ``_id`` = the line id, so a re-delivered batch overwrites (``index``) or is
     refused as a conflict (``create``) instead of doubling documents.
     """
-    meta = f'{{"{action}":{{"_index":{encode_basestring(index)},"_id":{encode_basestring(batch.file_id)[:-1]}:'
-    doc = f'{{"@timestamp":"{iso_ts(batch.read_at)}","host":{encode_basestring(host)},"path":{encode_basestring(batch.path)}'
-    return "".join(
-        f'{meta}{offset}"}}}}\n{doc},"offset":{offset},"line":{_text(line)}}}\n'
-        for offset, line in batch.records()
-    ).encode()
+    meta = f'{{"{action}":{{"_index":{encode_basestring(index)},"_id":'
+    host_json = encode_basestring(host)
+    return json_chunks(
+        JsonRecords(batch, (
+            f'{meta}{encode_basestring(batch.file_id)[:-1]}:',
+            f'"}}}}\n{{"@timestamp":"{iso_ts(batch.read_at)}","host":{host_json},'
+            f'"path":{encode_basestring(batch.path)},"offset":',
+            ',"line":"', '"}\n',
+        )) for batch in batches
+    )
+
+
+def es_bulk_documents(body: bytes, positions: Iterable[int]) -> bytes:
+    """The ``_bulk`` body of just the documents at ``positions`` (0 = the first) of ``body``, in order.
+
+    Each document is two lines, its action and its source; neither holds a raw newline (JSON escapes
+    them), so the body's lines pair up exactly."""
+    rows = body.split(b"\n")
+    return b"".join(rows[2 * i] + b"\n" + rows[2 * i + 1] + b"\n" for i in positions)
 
 
 def loki_stream(batch: Batch, host: str, labels: dict[str, str]) -> dict[str, str]:
@@ -67,12 +79,90 @@ def loki_stream(batch: Batch, host: str, labels: dict[str, str]) -> dict[str, st
     return {"path": batch.path, "filename": os.path.basename(batch.path), "host": host, **labels}
 
 
-def encode_loki(batch: Batch, stream: dict[str, str], first_ns: int) -> bytes:
-    """A Loki push body: one stream, line *i* at ``first_ns + i`` nanoseconds (strictly increasing)."""
-    values = ",".join(
-        f'["{first_ns + i}",{_text(line)}]' for i, (_offset, line) in enumerate(batch.records())
-    )
-    return f'{{"streams":[{{"stream":{json.dumps(stream, ensure_ascii=False)},"values":[{values}]}}]}}'.encode()
+def encode_loki(streams: Sequence[tuple[dict[str, str], Sequence[tuple[Batch, int]]]]) -> list[bytes]:
+    """A Loki push body, in chunks: for each stream, its labels and its batches' lines, line *i* of a
+    batch at that batch's ``first_ns + i`` nanoseconds (strictly increasing, see :class:`LokiClock`)."""
+    parts: list[bytes | JsonRecords] = [b'{"streams":[']
+    for number, (labels, stamped) in enumerate(streams):
+        stream = json.dumps(labels, ensure_ascii=False).encode("utf-8", "replace")
+        parts.append(b'%s{"stream":%s,"values":[' % (b"," if number else b"", stream))
+        for i, (batch, first_ns) in enumerate(stamped):
+            if i:
+                parts.append(b",")
+            parts.append(JsonRecords(batch, ('["', '","', '"]'), count_from=first_ns, sep=","))
+        parts.append(b"]}")
+    parts.append(b"]}")
+    return json_chunks(parts)
+
+
+def request_bodies(chunks: Iterable[bytes], limit: int, record_start: bytes) -> list[list[bytes | memoryview]]:
+    """NDJSON or ``_bulk`` chunks (each ending where a record ends) as request bodies of at most
+    ``limit`` bytes, a chunk over the limit cut where its records end (see :func:`cut_records`)."""
+    bodies: list[list[bytes | memoryview]] = []
+    body: list[bytes | memoryview] = []
+    size = 0
+    for chunk in chunks:
+        for piece in cut_records(chunk, limit, record_start) if len(chunk) > limit else (chunk,):
+            if body and size + len(piece) > limit:
+                bodies.append(body)
+                body, size = [], 0
+            body.append(piece)
+            size += len(piece)
+    if body:
+        bodies.append(body)
+    return bodies
+
+
+def cut_records(chunk: bytes, limit: int, record_start: bytes) -> list[memoryview]:
+    """``chunk`` in pieces of at most ``limit`` bytes, cut where a record ends: before the newline that
+    starts ``record_start`` (``b"\\n"`` for NDJSON, ``b'\\n{"index":{'`` for ``_bulk``, whose
+    documents are two lines). A record longer than ``limit`` travels alone. Views: no copy."""
+    view, pieces, start = memoryview(chunk), [], 0
+    while len(chunk) - start > limit:
+        newline = chunk.rfind(record_start, start, start + limit - 1 + len(record_start))
+        if newline < 0:  # the record at start alone is longer than the limit
+            newline = chunk.find(record_start, start)
+            if newline < 0:
+                break
+        pieces.append(view[start:newline + 1])
+        start = newline + 1
+    pieces.append(view[start:])
+    return pieces
+
+
+def loki_bodies(stamped: Sequence[tuple[dict[str, str], Batch, int]], limit: int) -> list[list[bytes]]:
+    """Loki push bodies (in chunks) of at most ``limit`` bytes for ``(stream labels, batch, first_ns)``
+    in order, one stream per label set in each; a single line longer than ``limit`` travels alone.
+
+    Over the limit, the batches are halved (a single batch at a line boundary, the second half's
+    timestamps following the first's) and each half encoded again: Loki bodies are not lines.
+    """
+    streams: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[tuple[Batch, int]]]] = {}
+    for labels, batch, first_ns in stamped:
+        streams.setdefault(tuple(sorted(labels.items())), (labels, []))[1].append((batch, first_ns))
+    body = encode_loki(list(streams.values()))
+    if sum(map(len, body)) <= limit:
+        return [body]
+    if len(stamped) > 1:
+        half = len(stamped) // 2
+        return loki_bodies(stamped[:half], limit) + loki_bodies(stamped[half:], limit)
+    labels, batch, first_ns = stamped[0]
+    halves = _halves(batch)
+    if halves is None:
+        return [body]
+    first, second = halves
+    return (loki_bodies([(labels, first, first_ns)], limit)
+            + loki_bodies([(labels, second, first_ns + first.line_count())], limit))
+
+
+def _halves(batch: Batch) -> tuple[Batch, Batch] | None:
+    """``batch`` cut in two at the line boundary nearest its middle; None for a single line."""
+    data = bytes(batch.data)
+    middle = data.rfind(b"\n", 0, len(data) // 2) + 1 or data.find(b"\n") + 1
+    if middle >= len(data):
+        return None
+    return (dataclasses.replace(batch, end=batch.offset + middle, data=data[:middle], nlines=-1),
+            dataclasses.replace(batch, offset=batch.offset + middle, data=data[middle:], nlines=-1))
 
 
 class LokiClock:
@@ -80,22 +170,30 @@ class LokiClock:
 
     Loki rejects entries older than its stream's newest beyond a window, so ``read_at`` alone is not
     enough (a batch of many lines spans many nanoseconds, and the next batch may have been read within
-    them). The same batch sent again (the engine's retry) gets the same timestamps, so Loki treats its
-    lines as duplicates instead of storing them twice.
+    them). A batch sent again (the engine's retry of a whole request) gets the same timestamps, so
+    Loki treats its lines as duplicates instead of storing them twice: the clock remembers the last
+    :attr:`REMEMBERED` batches it stamped, enough for any request still being retried.
     """
 
+    REMEMBERED = 4096
+
     def __init__(self) -> None:
-        self._streams: dict[tuple[tuple[str, str], ...], tuple[tuple[str, int], int, int]] = {}
+        self._ends: dict[tuple[tuple[str, str], ...], int] = {}
+        """Per stream, the timestamp after its newest batch's last line."""
+        self._stamped: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        """(stream, file, offset, lines) of recent batches → their first timestamp."""
 
     def first_ns(self, stream: dict[str, str], batch: Batch, count: int) -> int:
         key = tuple(sorted(stream.items()))
-        batch_key = (batch.file_id, batch.offset)
-        previous = self._streams.get(key)
-        if previous is not None and previous[0] == batch_key:
-            return previous[1]
-        floor = previous[1] + previous[2] if previous is not None else 0
-        first = max(int(batch.read_at * 1_000_000_000), floor)
-        self._streams[key] = (batch_key, first, count)
+        batch_key = (key, batch.file_id, batch.offset, count)
+        first = self._stamped.get(batch_key)
+        if first is not None:
+            return first
+        first = max(int(batch.read_at * 1_000_000_000), self._ends.get(key, 0))
+        self._ends[key] = first + count
+        self._stamped[batch_key] = first
+        if len(self._stamped) > self.REMEMBERED:
+            self._stamped.popitem(last=False)
         return first
 
 
@@ -103,36 +201,57 @@ class LokiClock:
 class BulkOutcome:
     """What an Elasticsearch ``_bulk`` response says about the documents of one request."""
 
-    retryable: int = 0
-    """Items refused for a reason that passes (429, 5xx): send the batch again (idempotent by ``_id``)."""
+    retry: list[int] = field(default_factory=list)
+    """Positions (0 = the first document of the request) of the documents refused for a reason that
+    passes (429, 5xx): send those again (idempotent by ``_id``)."""
     rejected: int = 0
     """Items refused for good (e.g. a 400 mapping error): counted and logged, never retried."""
     reason: str = ""
-    """The first refusal's ``type: reason``, for the log."""
+    """The first refusal's ``status type: reason``, for the log."""
+    items: int = 0
+    """How many items the answer listed (0 when it said ``"errors":false`` and was not parsed)."""
+
+
+_NO_ERRORS = re.compile(rb'\s*\{\s*(?:"\w+"\s*:\s*-?\d+\s*,\s*)*"errors"\s*:\s*false\b')
+"""The start of a ``_bulk`` answer that stored everything: ``{"took":3,"errors":false,…``. Elasticsearch
+and OpenSearch write ``errors`` first or after ``took``; only numbers may come before it, so the match
+is a top-level key, never one inside an item. Any other start is parsed in full."""
+
+
+def bulk_stored_all(payload: bytes) -> bool:
+    """True if a ``_bulk`` answer says ``"errors":false`` up front: no need to parse it (for a large
+    request, parsing its list of items would cost more than encoding the request did)."""
+    return _NO_ERRORS.match(payload) is not None
 
 
 def bulk_outcome(payload: bytes) -> BulkOutcome:
-    """Read an HTTP 200 ``_bulk`` response. Raises ValueError if it is not one."""
-    doc = json.loads(payload)
+    """Read an HTTP 2xx ``_bulk`` response. Raises ValueError if it is not one."""
+    if bulk_stored_all(payload):
+        return BulkOutcome()
+    try:
+        doc = json.loads(payload)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
     if not isinstance(doc, dict) or "errors" not in doc:
         raise ValueError("not an Elasticsearch _bulk response (no 'errors' key)")
     if not doc["errors"]:
         return BulkOutcome()
     try:
         return _item_outcomes(doc.get("items") or ())
-    except (AttributeError, TypeError, StopIteration) as exc:
+    except (AttributeError, TypeError, ValueError, StopIteration) as exc:
         raise ValueError(f"malformed 'items' in the _bulk response: {exc}") from None
 
 
 def _item_outcomes(items: Iterable[dict[str, Any]]) -> BulkOutcome:
     outcome = BulkOutcome()
-    for item in items:
+    for position, item in enumerate(items):
+        outcome.items += 1
         op, result = next(iter(item.items()))
         status = int(result.get("status", 0))
         if 200 <= status < 300 or (status == 409 and op == "create"):
             continue  # a conflict on create: the document is already there (a re-delivery)
         if status == 429 or status >= 500:
-            outcome.retryable += 1
+            outcome.retry.append(position)
         else:
             outcome.rejected += 1
         if not outcome.reason:

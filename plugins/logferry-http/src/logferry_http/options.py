@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from logferry import ConfigError
-from logferry.settings import format_duration, parse_duration
+from logferry.settings import format_duration, format_size, parse_duration, parse_size
 
 FORMATS = ("ndjson", "es-bulk", "loki")
 LINE_FORMATS = ("raw", "json")
@@ -28,7 +28,7 @@ ES_ACTIONS = ("index", "create")
 
 SCALAR_OPTIONS = {
     "format", "gzip", "token_env", "timeout", "retries", "max_backoff", "verify", "ca_file", "index",
-    "action", "labels",
+    "action", "labels", "max_body_bytes", "concurrency",
 }
 MAPPING_OPTIONS = {"headers", "headers_env", "query"}
 """Options holding name → value tables; in the URL query they are spelled ``PREFIX.NAME=VALUE``."""
@@ -61,13 +61,18 @@ class HttpConfig:
     index: str = "logferry"
     action: str = "index"
     labels: dict[str, str] = field(default_factory=dict)
+    max_body_bytes: int = 4 << 20
+    """The largest request body (before gzip); a single record larger than this travels alone."""
+    concurrency: int = 2
+    """Requests in flight at once (never two holding lines of the same file)."""
 
     def options(self) -> dict[str, Any]:
         """The options in effect, defaults included, as TOML values (``logferry config show``); the
         headers are left out (they may be credentials), and so are options of other formats."""
         shown: dict[str, Any] = {"format": self.format, "gzip": self.gzip, "timeout": format_duration(self.timeout),
                                  "retries": self.retries, "max_backoff": format_duration(self.max_backoff),
-                                 "verify": self.verify}
+                                 "verify": self.verify, "max_body_bytes": format_size(self.max_body_bytes),
+                                 "concurrency": self.concurrency}
         if self.ca_file is not None:
             shown["ca_file"] = self.ca_file
         if self.format == "es-bulk":
@@ -192,6 +197,8 @@ def _build(url: str, parts: SplitResult, opts: dict[str, Any]) -> HttpConfig:
         index=index,
         action=action,
         labels=_labels(shown, opts.get("labels", {})),
+        max_body_bytes=_size(shown, "max_body_bytes", opts.get("max_body_bytes", HttpConfig.max_body_bytes)),
+        concurrency=_count(shown, "concurrency", opts.get("concurrency", HttpConfig.concurrency), low=1),
     )
 
 
@@ -264,10 +271,17 @@ def _duration(shown: str, key: str, value: Any, positive: bool = False) -> float
     return seconds
 
 
-def _count(shown: str, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not str(value).strip().isdigit():
-        raise ConfigError(f"sink {shown!r}: {key} must be a whole number of 0 or more, got {value!r}")
+def _count(shown: str, key: str, value: Any, low: int = 0) -> int:
+    if isinstance(value, bool) or not str(value).strip().isdigit() or int(str(value).strip()) < low:
+        raise ConfigError(f"sink {shown!r}: {key} must be a whole number of {low} or more, got {value!r}")
     return int(str(value).strip())
+
+
+def _size(shown: str, key: str, value: Any) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise ConfigError(f"sink {shown!r}: {key}: {exc}") from None
 
 
 def _endpoint(parts: SplitResult, query: dict[str, str]) -> str:
