@@ -167,7 +167,9 @@ class RedisTarget:
         options: dict[str, Any] = {
             "username": config.username,
             "password": config.password,
-            "socket_timeout": config.timeout,
+            # No per-operation timeout: every call runs inside the sink's own asyncio.timeout (one
+            # per send, one for start), and redis-py's would cost a task per write (wait_for).
+            "socket_timeout": None,
             "socket_connect_timeout": config.timeout,
             "socket_keepalive": True,
             # For PING and cluster discovery: one quick reconnect if the connection just died.

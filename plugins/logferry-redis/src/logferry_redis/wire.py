@@ -14,6 +14,7 @@ that holds an error reply costs Python code per reply.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import os
 
@@ -42,14 +43,6 @@ def xadd_payload(stream: bytes, batch: Batch, maxlen: int | None, asking: bool =
 
     Returns the payload and the number of replies it asks for (two per line with ``asking``).
     """
-    trim = _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen) if maxlen else b""
-    count = 11 + (3 if maxlen else 0)  # XADD, stream, [MAXLEN ~ N], *, and four field/value pairs
-    head = (ASKING if asking else b"") + b"*%d\r\n" % count + _bulk(b"XADD") + _bulk(stream) + trim + _bulk(b"*")
-    head += _bulk(b"line")
-    path = _bulk(b"path") + _bulk(os.fsencode(batch.path))  # the path's exact bytes, even when not UTF-8
-    file_id = batch.file_id.encode()
-    # Per line: the line's length and bytes, then its offset twice (the field, and the id's tail).
-    before = _literal(head) + b"$%d\r\n%s\r\n" + _literal(path) + b"$6\r\noffset\r\n"
     offsets, lines = batch.split()
     parts = []
     start = 0
@@ -57,14 +50,26 @@ def xadd_payload(stream: bytes, batch: Batch, maxlen: int | None, asking: bool =
         # The lengths of the offset and of the id are the same for every offset of as many digits.
         digits = len(b"%d" % offsets[start])
         end = bisect.bisect_left(offsets, 10 ** digits, start)
-        line = before + b"$%d\r\n%%d\r\n$2\r\nid\r\n$%d\r\n%s:%%d\r\n" % (
-            digits, len(file_id) + 1 + digits, _literal(file_id))
+        line = _template(stream, batch.path, batch.file_id, maxlen, asking, digits)
         for first in range(start, end, RUN_LINES):
             last = min(first + RUN_LINES, end)
             run, at = lines[first:last], offsets[first:last]
             parts.append(line * len(run) % tuple(itertools.chain.from_iterable(zip(map(len, run), run, at, at))))
         start = end
     return b"".join(parts), len(lines) * (2 if asking else 1)
+
+
+@functools.lru_cache(maxsize=1024)  # the same few files, batch after batch
+def _template(stream: bytes, path: str, file_id: str, maxlen: int | None, asking: bool, digits: int) -> bytes:
+    """One line's command as a ``%`` template of its length, its bytes and its offset (twice: the
+    field, and the id's tail), for offsets of ``digits`` digits."""
+    trim = _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen) if maxlen else b""
+    count = 11 + (3 if maxlen else 0)  # XADD, stream, [MAXLEN ~ N], *, and four field/value pairs
+    head = (ASKING if asking else b"") + b"*%d\r\n" % count + _bulk(b"XADD") + _bulk(stream) + trim + _bulk(b"*")
+    fields = _bulk(b"path") + _bulk(os.fsencode(path))  # the path's exact bytes, even when not UTF-8
+    ident = file_id.encode()
+    return (_literal(head + _bulk(b"line")) + b"$%d\r\n%s\r\n" + _literal(fields) + b"$6\r\noffset\r\n"
+            + b"$%d\r\n%%d\r\n$2\r\nid\r\n$%d\r\n%s:%%d\r\n" % (digits, len(ident) + 1 + digits, _literal(ident)))
 
 
 _INCOMPLETE = object()  # what hiredis returns while a reply is still partly on its way
