@@ -84,6 +84,8 @@ class RedisTarget:
         moved: list[tuple[Item, rex.ResponseError]] = []
         for group, group_errors in zip(groups.values(), errors, strict=True):
             for item, error in zip(group, group_errors, strict=True):
+                if error is None:
+                    continue
                 kind, node = redirection(error)
                 if kind and not self.config.cluster:
                     raise SinkError(f"{self.config.safe_url} is a node of a Redis Cluster ({kind} {node[0]}:{node[1]}):"
@@ -92,13 +94,13 @@ class RedisTarget:
                     asked.setdefault(node, []).append(item)
                 elif kind == "MOVED":
                     moved.append((item, error))
-                elif error is not None:
+                else:
                     raise StreamError(item[0], error)
         nodes = list(asked)
         errors = await _all([self._exchange(self._node(*node), asked[node], asking=True) for node in nodes])
         for node, group_errors in zip(nodes, errors, strict=True):
             for item, error in zip(asked[node], group_errors, strict=True):
-                if redirection(error)[0] == "MOVED":
+                if error is not None and redirection(error)[0] == "MOVED":
                     moved.append((item, error))
                 elif error is not None:
                     raise StreamError(item[0], error)
@@ -190,9 +192,9 @@ class RedisTarget:
         return options
 
 
-def redirection(error: rex.ResponseError | None) -> tuple[str, tuple[str, int]]:
+def redirection(error: rex.ResponseError) -> tuple[str, tuple[str, int]]:
     """``("MOVED" or "ASK", (host, port))`` for a cluster redirection, else ``("", ("", 0))``."""
-    words = str(error).split() if error is not None else []
+    words = str(error).split()
     if len(words) == 3 and words[0] in ("MOVED", "ASK") and ":" in words[2]:
         host, _, port = words[2].rpartition(":")
         return words[0], (host, int(port))
