@@ -269,7 +269,10 @@ def test_an_error_reply_inside_a_big_pipeline_names_its_stream_and_the_connectio
                 await sink.send_many(batches)
             before = await asyncio.to_thread(connections_received, redis_server.port)
             await sink.send(make_batch([b"next"], path="/in/after.log", offset=100_000, file_id="after"))
-            return caught.value, before, await asyncio.to_thread(connections_received, redis_server.port)
+            after = await asyncio.to_thread(connections_received, redis_server.port)
+            # RESP2, where nothing but answers arrives (no pushes): the pipeline's replies count true
+            assert {c["resp"] for c in await asyncio.to_thread(sink_clients, redis_server.port)} == {"2"}
+            return caught.value, before, after
         finally:
             await sink.stop()
 
@@ -279,6 +282,11 @@ def test_an_error_reply_inside_a_big_pipeline_names_its_stream_and_the_connectio
     assert after == before + 1  # only our own INFO connection: the sink reused its pooled one
     assert [e[b"line"] for e in entries(redis_server.port, "e:before")] == lines
     assert [e[b"line"] for e in entries(redis_server.port, "e:after")] == [*lines, b"next"]
+
+
+def sink_clients(port: int) -> list[dict]:
+    with redis.Redis(port=port) as c:
+        return [client for client in c.client_list() if client.get("name") == "logferry"]
 
 
 def connections_received(port: int) -> int:

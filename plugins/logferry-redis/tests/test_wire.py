@@ -67,3 +67,5 @@ def test_more_replies_than_commands_or_bytes_that_are_not_resp_are_an_invalid_re
         Replies([1]).feed(OK * 2)
     with pytest.raises(rex.InvalidResponse):
         Replies([1]).feed(b"HTTP/1.1 400 Bad Request\r\n")
+    with pytest.raises(rex.InvalidResponse, match="unexpected reply"):  # a RESP3 push, or a stray array
+        Replies([2]).feed(OK + b">2\r\n$7\r\nmessage\r\n$1\r\nx\r\n")

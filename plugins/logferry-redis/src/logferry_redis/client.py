@@ -178,6 +178,10 @@ class RedisTarget:
             "retry": Retry(ExponentialBackoff(cap=0.25, base=0.05), 2),
             "retry_on_error": [rex.ConnectionError, rex.TimeoutError],
             "client_name": "logferry",
+            # RESP2: a reply is only ever an answer to a command sent, never a push (RESP3 servers
+            # may push notifications at any time, which a pipeline's count of replies cannot
+            # tell from answers). redis-py 8 speaks RESP3 unless told otherwise.
+            "protocol": 2,
             "decode_responses": False,  # entry ids stay bytes; nothing is decoded
         }
         if config.tls:

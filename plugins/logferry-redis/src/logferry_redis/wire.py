@@ -97,8 +97,9 @@ class Replies:
         return self.received == self.expected
 
     def feed(self, data: bytes) -> None:
-        """Take the next bytes from the connection; raise InvalidResponse if they are not RESP or
-        hold more replies than were asked for (the connection is then out of step)."""
+        """Take the next bytes from the connection; raise InvalidResponse if they are not RESP, or
+        hold more replies than were asked for or one that answers neither XADD nor ASKING (the
+        connection is then out of step)."""
         self._reader.feed(data)
         replies = list(iter(self._reader.gets, _INCOMPLETE))
         if len(replies) > self.expected - self.received:
@@ -114,3 +115,5 @@ class Replies:
                 group = bisect.bisect_right(self._ends, index)
                 if self.errors[group] is None:
                     self.errors[group] = reply
+            elif not isinstance(reply, bytes):  # not an answer to XADD or ASKING: out of step
+                raise rex.InvalidResponse(f"unexpected reply {reply!r:.100} to command {index + 1}")
