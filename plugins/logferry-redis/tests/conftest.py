@@ -79,6 +79,25 @@ def make_sink(url: str, **options: Any):  # -> RedisSink
     return _host().make_sink(url, options, Settings())
 
 
+def ship(url: str, *batches: Batch, together: bool = False, **options: Any) -> None:
+    """Start a sink, send the batches in order (``together``: in one ``send_many``), stop it: all
+    in asyncio debug mode."""
+    sink = make_sink(url, **options)
+
+    async def main() -> None:
+        await sink.start()
+        try:
+            if together:
+                await sink.send_many(list(batches))
+            else:
+                for batch in batches:
+                    await sink.send(batch)
+        finally:
+            await sink.stop()
+
+    run_debug(main)
+
+
 def count_exchanges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of payloads of each exchange the sink makes from now on."""
     sizes: list[int] = []

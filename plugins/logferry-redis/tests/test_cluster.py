@@ -10,7 +10,7 @@ import pytest
 from logferry import SinkError
 from redis.crc import key_slot
 
-from .conftest import cluster_entries, count_exchanges, make_batch, make_sink, run_debug
+from .conftest import cluster_entries, count_exchanges, make_batch, make_sink, run_debug, ship
 from .servers import RedisClusterNodes
 
 
@@ -93,16 +93,7 @@ def test_a_send_of_many_files_is_one_exchange_per_node_and_keeps_each_stream_in_
             lines = [f"{stem} {round_} {n}".encode() for n in range(500)]
             batches.append(make_batch(lines, path=f"/in/{stem}.log", offset=round_ * 100_000, file_id=stem))
             expected[stem] += lines
-    sink = make_sink(f"{redis_cluster.url}?stream=many:{{stem}}")
-
-    async def main() -> None:
-        await sink.start()
-        try:
-            await sink.send_many(batches)
-        finally:
-            await sink.stop()
-
-    run_debug(main)
+    ship(f"{redis_cluster.url}?stream=many:{{stem}}", *batches, together=True)
     assert sorted(exchanges) == [6, 6, 6]  # three masters, two files each, three batches a file
     for stem, lines in expected.items():
         assert [e[b"line"] for e in cluster_entries(redis_cluster, f"many:{stem}")] == lines, stem

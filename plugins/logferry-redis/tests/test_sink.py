@@ -14,23 +14,8 @@ from logferry import SinkError
 
 from logferry_redis import client, wire
 
-from .conftest import count_exchanges, entries, make_batch, make_sink, run_debug, skip_without_redis_server
+from .conftest import count_exchanges, entries, make_batch, make_sink, run_debug, ship, skip_without_redis_server
 from .servers import RedisServer
-
-
-def ship(url: str, *batches, **options) -> None:
-    """Start a sink, send the batches in order, stop it: all in asyncio debug mode."""
-    sink = make_sink(url, **options)
-
-    async def main() -> None:
-        await sink.start()
-        try:
-            for batch in batches:
-                await sink.send(batch)
-        finally:
-            await sink.stop()
-
-    run_debug(main)
 
 
 def test_each_line_is_one_entry_with_exact_bytes_path_offset_and_a_stable_id(redis_server: RedisServer) -> None:
@@ -200,19 +185,10 @@ def test_a_large_batch_is_encoded_and_parsed_on_the_sink_thread_not_the_loop(
     """1 MiB of 20-byte lines is 50,000 XADDs: encoding them and parsing the replies is CPU work
     that belongs on the sink's own thread, never on the engine's loop."""
     batch = make_batch([f"short line {i:08d}".encode() for i in range(50_000)])
-    sink = make_sink(f"{redis_server.url}?stream=big")
     threads: set[str] = set()
     for module, name in ((client, "xadd_payload"), (wire.Replies, "feed")):
         monkeypatch.setattr(module, name, on_thread(getattr(module, name), threads))
-
-    async def main() -> None:
-        await sink.start()
-        try:
-            await sink.send(batch)
-        finally:
-            await sink.stop()
-
-    run_debug(main)  # fails if the code under test held the loop (logferry.testing's detector)
+    ship(f"{redis_server.url}?stream=big", batch)  # fails if the loop was held (logferry.testing's detector)
     assert len(threads) == 1 and next(iter(threads)).startswith("logferry-redis"), threads
     with redis.Redis(port=redis_server.port) as client_:
         assert client_.xlen("big") == 50_000
@@ -234,16 +210,7 @@ def test_batches_handed_over_together_are_one_pipelined_exchange(
     exchanges = count_exchanges(monkeypatch)
     batches = [make_batch([f"{name} {round_} {i}".encode() for i in range(300)], path=f"/in/{name}.log",
                           offset=round_ * 10_000, file_id=name) for round_ in range(3) for name in ("app", "web")]
-    sink = make_sink(f"{redis_server.url}?stream=one:{{stem}}")
-
-    async def main() -> None:
-        await sink.start()
-        try:
-            await sink.send_many(batches)
-        finally:
-            await sink.stop()
-
-    run_debug(main)
+    ship(f"{redis_server.url}?stream=one:{{stem}}", *batches, together=True)
     assert len(exchanges) == 1 and exchanges[0] == len(batches)
     for name in ("app", "web"):
         got = entries(redis_server.port, f"one:{name}")
