@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
+import redis
 from logferry import Batch, SinkError
 from redis import exceptions as rex
 from redis.asyncio import Redis
@@ -72,7 +73,7 @@ class RedisTarget:
                 return
             await self.reset()  # the slot has a new owner: map the slots again
             pending = [item for item, _ in moved]
-        stream, error = moved[0][0][0], moved[0][1]
+        (stream, _), error = moved[0]
         raise StreamError(stream, error)
 
     async def _round(self, items: list[Item]) -> list[tuple[Item, rex.ResponseError]]:
@@ -264,8 +265,9 @@ def _stream_reader(connection: Connection) -> asyncio.StreamReader:
     after the exchange nothing is left for it.
     """
     reader = getattr(connection, "_reader", None)
-    if not isinstance(reader, asyncio.StreamReader):
-        raise rex.ConnectionError(f"this redis-py ({type(connection).__module__}) has no StreamReader on its connections")
+    if not isinstance(reader, asyncio.StreamReader):  # a redis-py that works otherwise: no retry helps
+        raise SinkError(f"redis-py {redis.__version__} keeps no StreamReader on its connections: logferry-redis"
+                        " was tested with redis-py 5.0 to 8.1", retryable=False)
     return reader
 
 
