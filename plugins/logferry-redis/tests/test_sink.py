@@ -256,6 +256,37 @@ def sink_clients(port: int) -> list[dict]:
         return [client for client in c.client_list() if client.get("name") == "logferry"]
 
 
+def test_a_send_cut_short_by_its_timeout_never_leaves_its_half_read_connection_in_use(
+    redis_server: RedisServer,
+) -> None:
+    """The server freezes while a pipeline is in flight: the send times out, its connection is
+    closed (its late replies must never be read as the next send's), the next send gets a new one."""
+    sink = make_sink(f"{redis_server.url}?stream=cut&timeout=0.5")
+    big = make_batch([b"big %d" % i for i in range(20_000)], offset=10)
+
+    async def main() -> tuple[SinkError, int, int]:
+        await sink.start()
+        try:
+            await sink.send(make_batch([b"a"]))
+            before = await asyncio.to_thread(connections_received, redis_server.port)
+            redis_server.pause()
+            try:
+                with pytest.raises(SinkError) as caught:
+                    await sink.send(big)
+            finally:
+                redis_server.resume()
+            await sink.send(make_batch([b"c"], offset=big.end))
+            return caught.value, before, await asyncio.to_thread(connections_received, redis_server.port)
+        finally:
+            await sink.stop()
+
+    error, before, after = run_debug(main)
+    assert error.retryable and "did not answer in time" in str(error), error
+    assert after == before + 2  # our INFO connection, and the sink's new one
+    got = [e[b"line"] for e in entries(redis_server.port, "cut")]
+    assert got[0] == b"a" and got[-1] == b"c" and got.count(b"c") == 1
+
+
 def connections_received(port: int) -> int:
     with redis.Redis(port=port) as c:
         return int(c.info("stats")["total_connections_received"])
