@@ -161,7 +161,8 @@ url = "null:"
     assert file == {"url": f"file:{out}", "fsync": True, "format": "raw", "mode": NEW_FILE_MODE}
     # What the URL says stays in the URL (stream, format): given twice would be an error for a plugin.
     assert redis == {"url": "redis://127.0.0.1:6379/0?stream=logs", "maxlen": 1000, "cluster": False,
-                     "timeout": "10s", "tls": False, "tls_verify": True}
+                     "timeout": "10s", "tls": False, "tls_verify": True, "max_bytes_per_send": "4MiB",
+                     "max_sends_in_flight": 2}
     assert http == {"url": "https://es.example/_bulk?format=es-bulk", "timeout": "5s", "gzip": False, "retries": 3,
                     "max_backoff": "30s", "verify": True, "max_body_bytes": "4MiB", "concurrency": 2,
                     "index": "logferry", "action": "index"}

@@ -14,6 +14,8 @@ from logferry import Batch, Settings
 from logferry.plugins import PluginHost, get_plugin_manager
 from logferry.testing import run_without_blocking as run_debug  # noqa: F401 - for the tests
 
+from logferry_redis import client
+
 from .servers import REDIS_CLI, REDIS_SERVER, RedisClusterNodes, RedisServer
 
 pytest_plugins = ["logferry.testing"]  # the sink contract every logferry sink passes
@@ -76,3 +78,35 @@ def make_sink(url: str, **options: Any):  # -> RedisSink
     """Build a sink through the plugin's hook, exactly as the engine does."""
     return _host().make_sink(url, options, Settings())
 
+
+def ship(url: str, *batches: Batch, together: bool = False, **options: Any) -> None:
+    """Start a sink, send the batches in order (``together``: in one ``send_many``), stop it: all
+    in asyncio debug mode."""
+    sink = make_sink(url, **options)
+
+    async def main() -> None:
+        await sink.start()
+        try:
+            if together:
+                await sink.send_many(list(batches))
+            else:
+                for batch in batches:
+                    await sink.send(batch)
+        finally:
+            await sink.stop()
+
+    run_debug(main)
+
+
+def count_exchanges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of payloads of each exchange the sink makes from now on."""
+    sizes: list[int] = []
+    real = client.exchange
+
+    async def counting(redis_client, commands):
+        commands = list(commands)
+        sizes.append(len(commands))
+        return await real(redis_client, commands)
+
+    monkeypatch.setattr(client, "exchange", counting)
+    return sizes

@@ -10,7 +10,7 @@ import pytest
 from logferry import SinkError
 from redis.crc import key_slot
 
-from .conftest import cluster_entries, make_batch, make_sink, run_debug
+from .conftest import cluster_entries, count_exchanges, make_batch, make_sink, run_debug, ship
 from .servers import RedisClusterNodes
 
 
@@ -82,9 +82,28 @@ def test_the_cli_ships_once_to_the_cluster_and_a_second_run_ships_nothing(
 
 
 
+def test_a_send_of_many_files_is_one_exchange_per_node_and_keeps_each_stream_in_order(
+    redis_cluster: RedisClusterNodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stems = stems_on_every_node(redis_cluster, "many")
+    exchanges = count_exchanges(monkeypatch)
+    batches, expected = [], {stem: [] for stem in stems}
+    for round_ in range(3):
+        for stem in stems:
+            lines = [f"{stem} {round_} {n}".encode() for n in range(500)]
+            batches.append(make_batch(lines, path=f"/in/{stem}.log", offset=round_ * 100_000, file_id=stem))
+            expected[stem] += lines
+    ship(f"{redis_cluster.url}?stream=many:{{stem}}", *batches, together=True)
+    assert sorted(exchanges) == [6, 6, 6]  # three masters, two files each, three batches a file
+    for stem, lines in expected.items():
+        assert [e[b"line"] for e in cluster_entries(redis_cluster, f"many:{stem}")] == lines, stem
+
+
 def test_a_resharded_slot_is_followed_moved_and_ask(redis_cluster: RedisClusterNodes) -> None:
-    """A slot handed to another master (MOVED) and one being migrated (ASK) while the sink runs."""
+    """A slot handed to another master (MOVED) and one being migrated (ASK) while the sink runs,
+    each alone in a send and in a send with batches of streams that did not move."""
     moved, asked = b"reshard:moved", b"reshard:asked"
+    steady = [make_batch([b"s%d" % n], path="/in/steady.log", offset=n * 3) for n in range(4)]
 
     def another_master(stream: bytes) -> int:
         owner = redis_cluster.port_of_slot(key_slot(stream))
@@ -98,16 +117,19 @@ def test_a_resharded_slot_is_followed_moved_and_ask(redis_cluster: RedisClusterN
         try:
             redis_cluster.move_slot(key_slot(moved), moved_to)
             await sink.send(make_batch([b"m1", b"m2"], path="/in/moved.log"))
+            await sink.send_many([steady[0], make_batch([b"m3"], path="/in/moved.log", offset=6), steady[1]])
             redis_cluster.move_slot(key_slot(asked), asked_to, stage="migrating")
             await sink.send(make_batch([b"a1", b"a2"], path="/in/asked.log"))
+            await sink.send_many([steady[2], make_batch([b"a3"], path="/in/asked.log", offset=6), steady[3]])
         finally:
             await sink.stop()
 
     run_debug(main)
-    assert [e[b"line"] for e in cluster_entries(redis_cluster, moved)] == [b"m1", b"m2"]
+    assert [e[b"line"] for e in cluster_entries(redis_cluster, moved)] == [b"m1", b"m2", b"m3"]
+    assert [e[b"line"] for e in cluster_entries(redis_cluster, b"reshard:steady")] == [b"s0", b"s1", b"s2", b"s3"]
     # ASK sent the new stream to the importing node; finish the migration there to read it back.
     redis_cluster.move_slot(key_slot(asked), asked_to)
-    assert [e[b"line"] for e in cluster_entries(redis_cluster, asked)] == [b"a1", b"a2"]
+    assert [e[b"line"] for e in cluster_entries(redis_cluster, asked)] == [b"a1", b"a2", b"a3"]
 
 
 def test_a_plain_url_to_a_cluster_node_says_to_use_cluster_mode(redis_cluster: RedisClusterNodes) -> None:

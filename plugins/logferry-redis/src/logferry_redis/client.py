@@ -1,15 +1,19 @@
-"""The connection side: redis-py asyncio clients, routing a stream to its node, one exchange per batch.
+"""The connection side: redis-py asyncio clients, routing streams to their nodes, one exchange per node.
 
 redis-py does what it does well: connecting, TLS, AUTH/HELLO, pooled connections that notice a
-server restart, reply parsing, and for a cluster the map of slots to nodes. The sink hands it one
-pre-encoded payload per batch (see :mod:`.wire`) and reads one reply per command.
+server restart, and for a cluster the map of slots to nodes. The sink hands it pre-encoded payloads
+(see :mod:`.wire`), and :func:`exchange` reads all their replies in one pass instead of one
+``read_response`` (a parser call and an asyncio timeout) per reply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from typing import Any
+from collections.abc import Coroutine, Iterable, Iterator
+from typing import Any, TypeVar
 
+import redis
 from logferry import Batch, SinkError
 from redis import exceptions as rex
 from redis.asyncio import Redis
@@ -19,9 +23,23 @@ from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry would n
 from redis.backoff import ExponentialBackoff
 
 from .config import RedisConfig
-from .wire import xadd_payload
+from .wire import Replies, xadd_payload
 
 _MOVED_RETRIES = 2  # a resharding moved the slot: refresh the map and try the new owner
+WRITE_SIZE = 1 << 20  # payload bytes handed to the socket at once: a few batches of short lines
+READ_SIZE = 1 << 20  # most reply bytes taken from the connection at once
+
+Item = tuple[bytes, Batch]
+"""A batch and the stream its lines go to."""
+T = TypeVar("T")
+
+
+class StreamError(rex.ResponseError):
+    """The first error reply to the XADDs of one batch, with the stream they were for."""
+
+    def __init__(self, stream: bytes, error: rex.ResponseError) -> None:
+        super().__init__(str(error))
+        self.stream = stream
 
 
 class RedisTarget:
@@ -44,25 +62,70 @@ class RedisTarget:
             raise
         self._client = client
 
-    async def xadd(self, stream: bytes, batch: Batch) -> None:
-        """Append every line of ``batch`` to ``stream`` in one round trip; raise the first error."""
-        maxlen = self.config.maxlen
-        payload, replies = xadd_payload(stream, batch, maxlen)
+    async def xadd(self, items: list[Item]) -> None:
+        """Append every line of every batch to its stream: one pipelined exchange per node, all
+        nodes at once, each stream's entries in the order given. Raise the first error
+        (a :class:`StreamError` for an error reply); what the other batches delivered stays."""
+        pending = items
         for _ in range(_MOVED_RETRIES + 1):
-            error = await exchange(await self._client_for(stream), payload, replies)
-            kind, node = redirection(error)
-            if kind and not self.config.cluster:
-                raise SinkError(f"{self.config.safe_url} is a node of a Redis Cluster ({kind} {node[0]}:{node[1]}):"
-                                " use a redis+cluster:// URL or cluster = true", retryable=False)
-            if kind == "ASK":  # the slot is being migrated and the stream is on the importing node
-                asking, asking_replies = xadd_payload(stream, batch, maxlen, asking=True)
-                error = await exchange(self._node(*node), asking, asking_replies)
-                kind, node = redirection(error)
-            if kind != "MOVED":
-                break
+            moved = await self._round(pending)
+            if not moved:
+                return
             await self.reset()  # the slot has a new owner: map the slots again
-        if error is not None:
-            raise error
+            pending = [item for item, _ in moved]
+        (stream, _), error = moved[0]
+        raise StreamError(stream, error)
+
+    async def _round(self, items: list[Item]) -> list[tuple[Item, rex.ResponseError]]:
+        """Send ``items`` to the nodes that own their streams; those a slot move turned away
+        (MOVED), with the error. Any other error reply is raised."""
+        groups = await self._by_node(items)
+        errors = await _all([self._exchange(client, group) for client, group in groups.items()])
+        asked: dict[tuple[str, int], list[Item]] = {}
+        moved: list[tuple[Item, rex.ResponseError]] = []
+        for group, group_errors in zip(groups.values(), errors, strict=True):
+            for item, error in zip(group, group_errors, strict=True):
+                if error is None:
+                    continue
+                kind, node = redirection(error)
+                if kind and not self.config.cluster:
+                    raise SinkError(f"{self.config.safe_url} is a node of a Redis Cluster ({kind} {node[0]}:{node[1]}):"
+                                    " use a redis+cluster:// URL or cluster = true", retryable=False)
+                if kind == "ASK":  # the slot is being migrated and the stream is on the importing node
+                    asked.setdefault(node, []).append(item)
+                elif kind == "MOVED":
+                    moved.append((item, error))
+                else:
+                    raise StreamError(item[0], error)
+        nodes = list(asked)
+        errors = await _all([self._exchange(self._node(*node), asked[node], asking=True) for node in nodes])
+        for node, group_errors in zip(nodes, errors, strict=True):
+            for item, error in zip(asked[node], group_errors, strict=True):
+                if error is not None and redirection(error)[0] == "MOVED":
+                    moved.append((item, error))
+                elif error is not None:
+                    raise StreamError(item[0], error)
+        return moved
+
+    def _exchange(self, client: Redis, items: list[Item], asking: bool = False) -> Coroutine[Any, Any, list]:
+        maxlen = self.config.maxlen
+        return exchange(client, (xadd_payload(stream, batch, maxlen, asking) for stream, batch in items))
+
+    async def _by_node(self, items: list[Item]) -> dict[Redis, list[Item]]:
+        """``items`` grouped by the client of the node that owns their stream, in order."""
+        client = self._client
+        if client is None:
+            raise rex.ConnectionError("the redis sink is not started")
+        if isinstance(client, Redis):
+            return {client: items}
+        await client.initialize()  # a no-op once the slots are mapped
+        groups: dict[Redis, list[Item]] = {}
+        for stream, batch in items:
+            node = client.get_node_from_key(stream)  # type: ignore[arg-type]  # bytes keys hash the same
+            if node is None:
+                raise rex.SlotNotCoveredError(f"no node serves stream {stream!r}")
+            groups.setdefault(self._node(node.host, int(node.port)), []).append((stream, batch))
+        return groups
 
     async def reset(self) -> None:
         """Drop every connection (a cluster also forgets its slot map) so the next use starts afresh."""
@@ -86,18 +149,6 @@ class RedisTarget:
 
     # -- routing -------------------------------------------------------------------------
 
-    async def _client_for(self, stream: bytes) -> Redis:
-        client = self._client
-        if client is None:
-            raise rex.ConnectionError("the redis sink is not started")
-        if isinstance(client, Redis):
-            return client
-        await client.initialize()  # a no-op once the slots are mapped
-        node = client.get_node_from_key(stream)  # type: ignore[arg-type]  # bytes keys hash the same
-        if node is None:
-            raise rex.SlotNotCoveredError(f"no node serves stream {stream!r}")
-        return self._node(node.host, int(node.port))
-
     def _node(self, host: str, port: int) -> Redis:
         node = self._nodes.get((host, port))
         if node is None:
@@ -119,13 +170,19 @@ class RedisTarget:
         options: dict[str, Any] = {
             "username": config.username,
             "password": config.password,
-            "socket_timeout": config.timeout,
+            # No per-operation timeout: every call runs inside the sink's own asyncio.timeout (one
+            # per send, one for start), and redis-py's would cost a task per write (wait_for).
+            "socket_timeout": None,
             "socket_connect_timeout": config.timeout,
             "socket_keepalive": True,
             # For PING and cluster discovery: one quick reconnect if the connection just died.
             "retry": Retry(ExponentialBackoff(cap=0.25, base=0.05), 2),
             "retry_on_error": [rex.ConnectionError, rex.TimeoutError],
             "client_name": "logferry",
+            # RESP2: a reply is only ever an answer to a command sent, never a push (RESP3 servers
+            # may push notifications at any time, which a pipeline's count of replies cannot
+            # tell from answers). redis-py 8 speaks RESP3 unless told otherwise.
+            "protocol": 2,
             "decode_responses": False,  # entry ids stay bytes; nothing is decoded
         }
         if config.tls:
@@ -140,44 +197,91 @@ class RedisTarget:
         return options
 
 
-def redirection(error: Exception | None) -> tuple[str, tuple[str, int]]:
-    """``("MOVED" or "ASK", (host, port))`` for a cluster redirection, else ``("", ("", 0))``.
-
-    Parsed from the text too: redis-py before 5.1 reports them as plain ResponseErrors on a
-    connection of its own (not a cluster client's), and later versions strip the code from the text.
-    """
-    if isinstance(error, rex.AskError):  # MovedError is an AskError
-        return ("MOVED" if isinstance(error, rex.MovedError) else "ASK"), (error.host, int(error.port))
-    words = str(error).split() if isinstance(error, rex.ResponseError) else []
+def redirection(error: rex.ResponseError) -> tuple[str, tuple[str, int]]:
+    """``("MOVED" or "ASK", (host, port))`` for a cluster redirection, else ``("", ("", 0))``."""
+    words = str(error).split()
     if len(words) == 3 and words[0] in ("MOVED", "ASK") and ":" in words[2]:
         host, _, port = words[2].rpartition(":")
         return words[0], (host, int(port))
     return "", ("", 0)
 
 
-async def exchange(client: Redis, payload: bytes, replies: int) -> rex.ResponseError | None:
-    """Write ``payload`` on one pooled connection and read its ``replies``; the first error reply.
+async def exchange(client: Redis, commands: Iterable[tuple[bytes, int]]) -> list[rex.ResponseError | None]:
+    """Write each payload (each ``(payload, number of replies)`` of ``commands``) on one pooled
+    connection, then read every reply in large chunks and parse them in one pass; the first error
+    reply of each payload, or None.
 
     Every reply is read even after an error, so the connection goes back to the pool in step. If
-    anything else goes wrong (a timeout, a lost connection, a cancellation) the connection is closed
-    instead: a half-read reply must never be taken for the next batch's.
+    anything else goes wrong (a timeout, a lost connection, a cancellation, bytes that are not RESP)
+    the connection is closed instead: a half-read reply must never be taken for the next exchange's.
     """
     pool = client.connection_pool
     connection = await _get_connection(pool)
     try:
-        await connection.send_packed_command(payload)
-        first: rex.ResponseError | None = None
-        for _ in range(replies):
+        counts = []
+        for payloads in _chunks(commands, counts):
+            await connection.send_packed_command(payloads)
+        replies = Replies(counts)
+        reader = _stream_reader(connection)
+        while not replies.complete:
             try:
-                await connection.read_response()
-            except rex.ResponseError as error:
-                first = first or error
-        return first
+                data = await reader.read(READ_SIZE)
+            except OSError as exc:
+                raise rex.ConnectionError(f"Error while reading from {connection.host}:{connection.port}: {exc}") from exc
+            if not data:
+                raise rex.ConnectionError("Connection closed by server.")
+            replies.feed(data)
+        return replies.errors
     except BaseException:
         await _quietly(connection.disconnect(nowait=True))
         raise
     finally:
         await pool.release(connection)
+
+
+def _chunks(commands: Iterable[tuple[bytes, int]], counts: list[int]) -> Iterator[list[bytes]]:
+    """The payloads, a few at a time up to WRITE_SIZE (each payload is built only when its turn
+    comes, so the server starts on the first while the next is encoded); ``counts`` gets their
+    numbers of replies."""
+    pending: list[bytes] = []
+    size = 0
+    for payload, count in commands:
+        counts.append(count)
+        pending.append(payload)
+        size += len(payload)
+        if size >= WRITE_SIZE:
+            yield pending
+            pending, size = [], 0
+    if pending:
+        yield pending
+
+
+def _stream_reader(connection: Connection) -> asyncio.StreamReader:
+    """The stream a redis-py asyncio connection reads its replies from.
+
+    A private attribute (``_reader``, set by ``connect``, the same from redis-py 5.0 to 8.1): it is
+    where the replies arrive, and redis-py's public reading is one ``read_response`` per reply. Its
+    own parser has read nothing of them (the pool hands out connections with nothing buffered), and
+    after the exchange nothing is left for it.
+    """
+    reader = getattr(connection, "_reader", None)
+    if not isinstance(reader, asyncio.StreamReader):  # a redis-py that works otherwise: no retry helps
+        raise SinkError(f"redis-py {redis.__version__} keeps no StreamReader on its connections: logferry-redis"
+                        " was tested with redis-py 5.0 to 8.1", retryable=False)
+    return reader
+
+
+async def _all(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Await ``calls`` together (one exchange per node); the first failure is raised as it is and
+    cancels the others."""
+    if len(calls) <= 1:
+        return [await call for call in calls]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 # redis-py 5.0 to 5.2 require a command name here; later versions deprecate passing one.

@@ -15,7 +15,7 @@ from typing import Any
 from logferry import Batch, SinkError, ThreadedSink
 from redis import exceptions as rex
 
-from .client import RedisTarget
+from .client import RedisTarget, StreamError
 from .config import RedisConfig
 from .errors import classify, is_connection_problem
 
@@ -26,6 +26,8 @@ class RedisSink(ThreadedSink):
     def __init__(self, url: str, config: RedisConfig) -> None:
         super().__init__(url, thread_name=f"logferry-redis {config.safe_url}")
         self.config = config
+        self.max_bytes_per_send = config.max_bytes_per_send
+        self.max_sends_in_flight = config.max_sends_in_flight
         self._target: RedisTarget | None = None  # used on the sink's thread only
 
     def describe(self) -> str:
@@ -67,33 +69,31 @@ class RedisSink(ThreadedSink):
             return
 
     async def write(self, batches: list[Batch]) -> None:
-        for batch in batches:  # one thread hop for everything queued; a round trip per batch
-            await self._send(batch)
-
-    async def _send(self, batch: Batch) -> None:
+        """Every batch handed over in one exchange per node (a pipeline of all their XADDs)."""
         target = self._target
         if target is None:
             raise SinkError(f"the redis sink {self.describe()} is not started", retryable=False)
-        stream = self.config.stream.render(batch.path)
+        render = self.config.stream.render
+        items = [(render(batch.path), batch) for batch in batches]
         try:
             async with asyncio.timeout(self.config.timeout):
                 try:
-                    await target.xadd(stream, batch)
+                    await target.xadd(items)
                 except rex.ConnectionError as exc:
                     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
                         raise
-                    # A connection that died between two batches (a server restart, an idle
+                    # A connection that died between two sends (a server restart, an idle
                     # timeout): reconnect and send again at once. Entries the dead connection did
                     # deliver are delivered twice, with the same ids.
                     await target.reset()
-                    await target.xadd(stream, batch)
+                    await target.xadd(items)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) or is_connection_problem(exc):
                 await target.reset()
             if isinstance(exc, Exception):
                 error = classify(exc, self._where)
-                if isinstance(exc, rex.ResponseError):
-                    error = SinkError(f"XADD to {stream.decode('utf-8', 'replace')!r}: {error}",
+                if isinstance(exc, StreamError):
+                    error = SinkError(f"XADD to {exc.stream.decode('utf-8', 'replace')!r}: {error}",
                                       retryable=error.retryable)
                 raise error from exc
             raise

@@ -1,24 +1,41 @@
-"""A batch's XADD commands as one RESP payload, built without a Python object per line.
+"""RESP on the wire: a batch's XADD commands as one payload, and their replies counted in bulk.
 
-redis-py's pipeline keeps an argument tuple, an options dict and a packed list for every command:
-for a 1 MiB batch of short lines that is hundreds of thousands of objects that survive until the
-replies arrive, and the garbage collector's full passes over them stop every thread of the process
-(logferry's event loop included) for tens of milliseconds. Here each line becomes one ``bytes``
-object by ``%``-formatting, which the collector does not track, and the batch one payload.
+Commands: redis-py's pipeline keeps an argument tuple, an options dict and a packed list for every
+command; for a 1 MiB batch of short lines that is hundreds of thousands of objects that survive
+until the replies arrive, and the garbage collector's full passes over them stop every thread of
+the process (logferry's event loop included) for tens of milliseconds. Here a run of lines becomes
+one ``bytes`` by a single ``%`` over a template repeated once per line: CPython copies the literal
+parts with ``memcpy`` and no object is made per line (beyond :meth:`logferry.Batch.split`'s).
+
+Replies: hiredis parses whatever bytes have arrived in one C call per reply, and only a batch
+that holds an error reply costs Python code per reply.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import os
 
+import hiredis
 from logferry import Batch
+from redis import exceptions as rex
 
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
 """Sent before a command to the node named by an ``ASK`` redirection (a slot being migrated)."""
 
+RUN_LINES = 1024
+"""Lines formatted by one ``%``: the template repeated this often is ~250 KiB at 100-byte lines."""
+
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _literal(value: bytes) -> bytes:
+    """``value`` as literal text of a ``%`` template."""
+    return value.replace(b"%", b"%%")
 
 
 def xadd_payload(stream: bytes, batch: Batch, maxlen: int | None, asking: bool = False) -> tuple[bytes, int]:
@@ -26,15 +43,77 @@ def xadd_payload(stream: bytes, batch: Batch, maxlen: int | None, asking: bool =
 
     Returns the payload and the number of replies it asks for (two per line with ``asking``).
     """
+    offsets, lines = batch.split()
+    parts = []
+    start = 0
+    while start < len(offsets):
+        # The lengths of the offset and of the id are the same for every offset of as many digits.
+        digits = len(b"%d" % offsets[start])
+        end = bisect.bisect_left(offsets, 10 ** digits, start)
+        line = _template(stream, batch.path, batch.file_id, maxlen, asking, digits)
+        for first in range(start, end, RUN_LINES):
+            last = min(first + RUN_LINES, end)
+            run, at = lines[first:last], offsets[first:last]
+            parts.append(line * len(run) % tuple(itertools.chain.from_iterable(zip(map(len, run), run, at, at))))
+        start = end
+    return b"".join(parts), len(lines) * (2 if asking else 1)
+
+
+@functools.lru_cache(maxsize=1024)  # the same few files, batch after batch
+def _template(stream: bytes, path: str, file_id: str, maxlen: int | None, asking: bool, digits: int) -> bytes:
+    """One line's command as a ``%`` template of its length, its bytes and its offset (twice: the
+    field, and the id's tail), for offsets of ``digits`` digits."""
     trim = _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen) if maxlen else b""
     count = 11 + (3 if maxlen else 0)  # XADD, stream, [MAXLEN ~ N], *, and four field/value pairs
     head = (ASKING if asking else b"") + b"*%d\r\n" % count + _bulk(b"XADD") + _bulk(stream) + trim + _bulk(b"*")
-    head += _bulk(b"line")
-    path = _bulk(b"path") + _bulk(os.fsencode(batch.path))  # the path's exact bytes, even when not UTF-8
-    parts = []
-    for offset, line in batch.records():
-        number = b"%d" % offset
-        line_id = batch.line_id(offset).encode()
-        parts.append(b"%s$%d\r\n%s\r\n%s$6\r\noffset\r\n$%d\r\n%s\r\n$2\r\nid\r\n$%d\r\n%s\r\n" % (
-            head, len(line), line, path, len(number), number, len(line_id), line_id))
-    return b"".join(parts), len(parts) * (2 if asking else 1)
+    fields = _bulk(b"path") + _bulk(os.fsencode(path))  # the path's exact bytes, even when not UTF-8
+    ident = file_id.encode()
+    return (_literal(head + _bulk(b"line")) + b"$%d\r\n%s\r\n" + _literal(fields) + b"$6\r\noffset\r\n"
+            + b"$%d\r\n%%d\r\n$2\r\nid\r\n$%d\r\n%s:%%d\r\n" % (digits, len(ident) + 1 + digits, _literal(ident)))
+
+
+_INCOMPLETE = object()  # what hiredis returns while a reply is still partly on its way
+
+
+class Replies:
+    """The replies to a pipeline of commands sent as consecutive groups (one group a batch).
+
+    Feed it the reply bytes as they arrive; it counts the replies and keeps each group's first
+    error reply (``-WRONGTYPE …``, ``-MOVED …``) as a :class:`redis.exceptions.ResponseError`
+    carrying the server's whole message.
+    """
+
+    def __init__(self, counts: list[int]) -> None:
+        self._reader = hiredis.Reader(protocolError=rex.InvalidResponse, replyError=rex.ResponseError,
+                                      notEnoughData=_INCOMPLETE)
+        self._ends = list(itertools.accumulate(counts))
+        self.expected = self._ends[-1] if self._ends else 0
+        self.received = 0
+        self.errors: list[rex.ResponseError | None] = [None] * len(counts)
+        """The first error reply of each group, or None."""
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.expected
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes from the connection; raise InvalidResponse if they are not RESP, or
+        hold more replies than were asked for or one that answers neither XADD nor ASKING (the
+        connection is then out of step)."""
+        self._reader.feed(data)
+        replies = list(iter(self._reader.gets, _INCOMPLETE))
+        if len(replies) > self.expected - self.received:
+            raise rex.InvalidResponse(f"{len(replies) - (self.expected - self.received)} replies more than"
+                                      f" the {self.expected} commands sent")
+        if not all(map(bytes.__instancecheck__, replies)):  # entry ids and OK are bytes; errors are not
+            self._note_errors(replies)
+        self.received += len(replies)
+
+    def _note_errors(self, replies: list[object]) -> None:
+        for index, reply in enumerate(replies, self.received):
+            if isinstance(reply, rex.ResponseError):
+                group = bisect.bisect_right(self._ends, index)
+                if self.errors[group] is None:
+                    self.errors[group] = reply
+            elif not isinstance(reply, bytes):  # not an answer to XADD or ASKING: out of step
+                raise rex.InvalidResponse(f"unexpected reply {reply!r:.100} to command {index + 1}")
