@@ -162,10 +162,10 @@ url = "null:"
     # What the URL says stays in the URL (stream, format): given twice would be an error for a plugin.
     assert redis == {"url": "redis://127.0.0.1:6379/0?stream=logs", "maxlen": 1000, "cluster": False,
                      "timeout": "10s", "tls": False, "tls_verify": True, "max_bytes_per_send": "4MiB",
-                     "max_sends_in_flight": 2}
+                     "max_sends_in_flight": 2, "send_interval": "3ms"}
     assert http == {"url": "https://es.example/_bulk?format=es-bulk", "timeout": "5s", "gzip": False, "retries": 3,
                     "max_backoff": "30s", "verify": True, "max_body_bytes": "4MiB", "concurrency": 2,
-                    "index": "logferry", "action": "index"}
+                    "send_interval": "3ms", "index": "logferry", "action": "index"}
     assert null == {"url": "null:"}
     shown = write(tmp_path, result.stdout, "shown.toml")
     checked = cli("config", "check", "-c", str(shown))

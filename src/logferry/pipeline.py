@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import OrderedDict, deque
@@ -66,7 +67,9 @@ class _Lane:
     queued: OrderedDict[int, deque[_Piece]] = field(default_factory=OrderedDict)  # file → its pieces; oldest first
     busy: set[int] = field(default_factory=set)
     ready: list[int] = field(default_factory=lambda: [0, 0, 0])  # pieces, bytes, lines the next call could take
+    interval: float = 0.0
     calls: int = 0
+    last_start: float = -math.inf
     closing: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -77,7 +80,7 @@ class _Lane:
         self.wake.set()
 
     def may_call(self) -> bool:
-        """Whether to start a call now: something is ready, and either nothing is in flight (low
+        """Whether a call may start: something is ready, and either nothing is in flight (low
         load: send at once) or a full call's worth waits and another call may run."""
         pieces, size, lines = self.ready
         if not pieces:
@@ -85,6 +88,13 @@ class _Lane:
         if self.calls == 0:
             return True
         return self.calls < self.max_calls and self._full(size, lines)
+
+    def wait_before_call(self, now: float) -> float:
+        """Seconds to hold a call that is not full: under sustained load calls start at most every
+        ``interval``, so that more joins each one; a call after a quiet spell starts at once."""
+        if not self.interval or self.closing or self._full(self.ready[1], self.ready[2]):
+            return 0.0
+        return max(0.0, self.last_start + self.interval - now)
 
     def take(self) -> tuple[list[int], list[_Piece]]:
         """The next call's pieces, oldest file first, up to the limits; their files become busy."""
@@ -171,6 +181,7 @@ class Pipeline:
         self._on_acked = on_acked
         self._lanes = [_Lane(sink, max(1, sink.max_bytes_per_send), max(0, sink.max_lines_per_send),
                              max(1, sink.max_sends_in_flight),
+                             interval=max(0.0, sink.send_interval),
                              # a sink without send_many takes one batch a call
                              single=type(sink).send_many is Sink.send_many) for sink in sinks]
         self._inflight_bytes = 0
@@ -212,14 +223,23 @@ class Pipeline:
         lane, stats = self._lanes[index], self.stats[index]
         calls: set[asyncio.Task[None]] = set()
         failed: list[BaseException] = []
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
         try:
             while True:
                 lane.wake.clear()
                 if failed:
                     raise failed[0]
                 if lane.may_call():
+                    now = loop.time()
+                    if (wait := lane.wait_before_call(now)) > 0:
+                        if timer is None or timer.when() < now:
+                            timer = loop.call_later(wait, lane.wake.set)
+                        await lane.wake.wait()
+                        continue
                     files, pieces = lane.take()
                     lane.calls += 1
+                    lane.last_start = now
                     call = asyncio.create_task(self._send(lane, stats, files, pieces, failed),
                                                name=f"send to {lane.sink.describe()}")
                     calls.add(call)
@@ -229,6 +249,8 @@ class Pipeline:
                     return
                 await lane.wake.wait()
         finally:
+            if timer is not None:
+                timer.cancel()
             for call in calls:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)

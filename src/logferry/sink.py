@@ -38,6 +38,12 @@ class Sink:
     are in flight, once a full call's worth (either limit) is queued, but never two calls holding
     lines of the same file; each file's checkpoint still moves in order."""
 
+    send_interval: float = 0.0
+    """Seconds between the starts of two calls while batches keep coming (0: none). A call that
+    is not full waits until this long after the previous call started, so that more joins it:
+    fewer, larger calls where each one has a cost of its own (a request, a round trip). A batch
+    after a quiet spell still goes out at once; the wait adds at most this much latency."""
+
     url: str = ""
     output_path: str | None = None
     """A local file this sink writes to: logferry never follows it, even if a pattern matches it."""

@@ -132,7 +132,7 @@ def test_options_shows_what_a_run_uses_and_reads_back_the_same() -> None:
     shown = c.options()
     assert shown == {"stream": "logferry", "cluster": False, "timeout": "500ms", "tls": True, "tls_verify": True,
                      "maxlen": 1000, "tls_ca_file": "/etc/ca.pem", "max_bytes_per_send": "4MiB",
-                     "max_sends_in_flight": 2}
+                     "max_sends_in_flight": 2, "send_interval": "3ms"}
     assert set(shown) <= set(OPTIONS)
     assert config("rediss://h:7000/3", **shown).options() == shown
 
@@ -140,10 +140,11 @@ def test_options_shows_what_a_run_uses_and_reads_back_the_same() -> None:
 def test_send_limits_are_options_the_sink_declares_to_the_engine() -> None:
     from .conftest import make_sink
 
-    c = config("redis://h?max_bytes_per_send=256KiB&max_sends_in_flight=4")
-    assert (c.max_bytes_per_send, c.max_sends_in_flight) == (256 << 10, 4)
-    sink = make_sink("redis://h", max_bytes_per_send=1 << 20, max_sends_in_flight=1)
-    assert (sink.max_bytes_per_send, sink.max_sends_in_flight) == (1 << 20, 1)
-    for bad in ("max_sends_in_flight=0", "max_bytes_per_send=0", "max_bytes_per_send=lots"):
+    c = config("redis://h?max_bytes_per_send=256KiB&max_sends_in_flight=4&send_interval=0")
+    assert (c.max_bytes_per_send, c.max_sends_in_flight, c.send_interval) == (256 << 10, 4, 0.0)
+    sink = make_sink("redis://h", max_bytes_per_send=1 << 20, max_sends_in_flight=1, send_interval="10ms")
+    assert (sink.max_bytes_per_send, sink.max_sends_in_flight, sink.send_interval) == (1 << 20, 1, 0.01)
+    for bad in ("max_sends_in_flight=0", "max_bytes_per_send=0", "max_bytes_per_send=lots", "send_interval=-1",
+                "send_interval=soon"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             config(f"redis://h?{bad}")

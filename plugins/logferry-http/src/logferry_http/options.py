@@ -28,7 +28,7 @@ ES_ACTIONS = ("index", "create")
 
 SCALAR_OPTIONS = {
     "format", "gzip", "token_env", "timeout", "retries", "max_backoff", "verify", "ca_file", "index",
-    "action", "labels", "max_body_bytes", "concurrency",
+    "action", "labels", "max_body_bytes", "concurrency", "send_interval",
 }
 MAPPING_OPTIONS = {"headers", "headers_env", "query"}
 """Options holding name → value tables; in the URL query they are spelled ``PREFIX.NAME=VALUE``."""
@@ -65,6 +65,10 @@ class HttpConfig:
     """The largest request body (before gzip); a single record larger than this travels alone."""
     concurrency: int = 2
     """Requests in flight at once (never two holding lines of the same file)."""
+    send_interval: float = 0.003
+    """Under sustained load, the least time between two requests that are not full: at 20,000
+    lines/s, 3 ms cuts the requests (~0.2 ms of CPU each) by more than half for ~2 ms of latency.
+    After a quiet spell a line still goes out at once."""
 
     def options(self) -> dict[str, Any]:
         """The options in effect, defaults included, as TOML values (``logferry config show``); the
@@ -72,7 +76,8 @@ class HttpConfig:
         shown: dict[str, Any] = {"format": self.format, "gzip": self.gzip, "timeout": format_duration(self.timeout),
                                  "retries": self.retries, "max_backoff": format_duration(self.max_backoff),
                                  "verify": self.verify, "max_body_bytes": format_size(self.max_body_bytes),
-                                 "concurrency": self.concurrency}
+                                 "concurrency": self.concurrency,
+                                 "send_interval": format_duration(self.send_interval)}
         if self.ca_file is not None:
             shown["ca_file"] = self.ca_file
         if self.format == "es-bulk":
@@ -199,6 +204,7 @@ def _build(url: str, parts: SplitResult, opts: dict[str, Any]) -> HttpConfig:
         labels=_labels(shown, opts.get("labels", {})),
         max_body_bytes=_size(shown, "max_body_bytes", opts.get("max_body_bytes", HttpConfig.max_body_bytes)),
         concurrency=_count(shown, "concurrency", opts.get("concurrency", HttpConfig.concurrency), low=1),
+        send_interval=_duration(shown, "send_interval", opts.get("send_interval", HttpConfig.send_interval)),
     )
 
 

@@ -119,6 +119,7 @@ class HttpSink(Sink):
         self.stats = HttpStats()
         self.max_bytes_per_send = max(1, int(config.max_body_bytes * LINES_PER_BODY_BYTE))
         self.max_sends_in_flight = config.concurrency
+        self.send_interval = config.send_interval
         self._session: aiohttp.ClientSession | None = None
         self._clock = LokiClock()
         self._record_start = b'\n{"%s":{' % config.action.encode()

@@ -26,6 +26,9 @@ DEFAULT_TIMEOUT = 10.0
 # 100-byte lines is ~40,000 XADDs, a tenth of a second of a server's work.
 DEFAULT_SEND_BYTES = 4 << 20
 DEFAULT_SENDS_IN_FLIGHT = 2
+# Under sustained load, one send every 3 ms: at 20,000 lines/s that halves the sends (each costs
+# ~0.5 ms of CPU across the engine and the sink's thread) for ~2 ms more latency.
+DEFAULT_SEND_INTERVAL = 0.003
 SCHEMES = ("redis", "rediss", "redis+cluster")
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -52,6 +55,7 @@ class RedisConfig:
     tls_verify: bool = True
     max_bytes_per_send: int = DEFAULT_SEND_BYTES
     max_sends_in_flight: int = DEFAULT_SENDS_IN_FLIGHT
+    send_interval: float = DEFAULT_SEND_INTERVAL
 
     def options(self) -> dict[str, Any]:
         """The options in effect, defaults included, as TOML values (``logferry config show``).
@@ -62,7 +66,8 @@ class RedisConfig:
                                  "timeout": format_duration(self.timeout), "tls": self.tls,
                                  "tls_verify": self.tls_verify,
                                  "max_bytes_per_send": format_size(self.max_bytes_per_send),
-                                 "max_sends_in_flight": self.max_sends_in_flight}
+                                 "max_sends_in_flight": self.max_sends_in_flight,
+                                 "send_interval": format_duration(self.send_interval)}
         optional = {"maxlen": self.maxlen, "tls_ca_file": self.tls_ca_file, "tls_cert_file": self.tls_cert_file,
                     "tls_key_file": self.tls_key_file}
         shown.update((key, value) for key, value in optional.items() if value is not None)
@@ -95,6 +100,13 @@ def _timeout(value: Any) -> float:
     return seconds
 
 
+def _interval(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"expected a duration such as 0 or \"5ms\", got {value!r}")
+    return seconds
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a non-empty string, got {value!r}")
@@ -120,6 +132,7 @@ OPTIONS: dict[str, Callable[[Any], Any]] = {
     "tls_verify": _bool,
     "max_bytes_per_send": parse_size,
     "max_sends_in_flight": _positive_int,
+    "send_interval": _interval,
     "format": _ignored,
 }
 """Every option the sink knows, with its parser (query strings and TOML values alike)."""
@@ -165,6 +178,7 @@ def parse_config(url: str, scheme: str, options: dict[str, Any], hostname: str |
         tls_verify=values.get("tls_verify", True),
         max_bytes_per_send=values.get("max_bytes_per_send", DEFAULT_SEND_BYTES),
         max_sends_in_flight=values.get("max_sends_in_flight", DEFAULT_SENDS_IN_FLIGHT),
+        send_interval=values.get("send_interval", DEFAULT_SEND_INTERVAL),
     )
 
 

@@ -28,6 +28,7 @@ class RedisSink(ThreadedSink):
         self.config = config
         self.max_bytes_per_send = config.max_bytes_per_send
         self.max_sends_in_flight = config.max_sends_in_flight
+        self.send_interval = config.send_interval
         self._target: RedisTarget | None = None  # used on the sink's thread only
 
     def describe(self) -> str:
