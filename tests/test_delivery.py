@@ -232,6 +232,32 @@ def test_a_cut_batch_is_acknowledged_only_once_every_piece_is() -> None:
     run_without_blocking(main)
 
 
+def test_under_sustained_load_calls_wait_out_the_send_interval_unless_full() -> None:
+    async def main() -> None:
+        sink, acked = Gate(max_bytes=100, auto=True), []
+        sink.send_interval = 0.3
+        pipeline, consumers = await started([sink], acked)
+        loop = asyncio.get_running_loop()
+        await pipeline.submit(Rec("a"), batch("a", 0, [b"quiet until now"]), b"")
+        await settle()
+        first = loop.time()
+        assert len(sink.calls) == 1  # after a quiet spell: at once
+        await pipeline.submit(Rec("b"), batch("b", 0, [b"soon after"]), b"")
+        await settle()
+        await pipeline.submit(Rec("c"), batch("c", 0, [b"and more"]), b"")
+        await settle()
+        assert len(sink.calls) == 1  # not full: it waits for the interval, gathering what comes
+        await asyncio.wait_for(_until(lambda: len(sink.calls) == 2), 10)
+        assert loop.time() - first >= 0.3
+        assert sorted(b.path for b in sink.calls[1].batches) == ["b", "c"]
+        await pipeline.submit(Rec("d"), batch("d", 0, [b"x" * 99]), b"")  # a full call's worth
+        await settle()
+        assert len(sink.calls) == 3  # goes at once, interval or not
+        await finish(pipeline, consumers)
+
+    run_without_blocking(main)
+
+
 def test_a_batch_acknowledged_by_one_sink_waits_for_the_other() -> None:
     async def main() -> None:
         fast, slow, acked = Gate(auto=True, in_flight=4), Gate(), []

@@ -581,6 +581,8 @@ class SinkContract:
         for name, least in (("max_bytes_per_send", 1), ("max_lines_per_send", 0), ("max_sends_in_flight", 1)):
             value = getattr(sink, name, least)
             assert isinstance(value, int) and value >= least, f"{name} must be an int >= {least}, not {value!r}"
+        interval = getattr(sink, "send_interval", 0.0)
+        assert isinstance(interval, int | float) and interval >= 0, f"send_interval must be >= 0, not {interval!r}"
         calls = min(getattr(sink, "max_sends_in_flight", 1), 4)
         if calls < 2:
             pytest.skip("this sink takes one call at a time")
