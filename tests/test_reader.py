@@ -106,11 +106,13 @@ def test_a_catch_up_read_takes_several_megabytes_in_one_piece_with_its_lines_cou
     assert [p.lines for p in pieces] == [bytes(p.data).count(b"\n") for p in pieces]
 
 
-def test_read_size_is_a_quarter_of_the_budget_within_1_to_4_mib() -> None:
+def test_read_size_is_within_a_quarter_of_the_budget_and_one_send_and_1_to_4_mib() -> None:
     assert read_size_for(16 << 20) == 4 << 20
     assert read_size_for(64 << 20) == 4 << 20
     assert read_size_for(8 << 20) == 2 << 20
     assert read_size_for(1 << 20) == 1 << 20
+    assert read_size_for(16 << 20, 1_600_000) == 1_600_000  # batches an HTTP sink takes whole
+    assert read_size_for(16 << 20, 64 << 10) == 1 << 20
 
 
 def test_a_read_takes_the_smallest_pooled_buffer_that_holds_it() -> None:

@@ -76,7 +76,8 @@ class Engine:
             raise ConfigError("no sinks: every line needs somewhere to go")
         self.outputs = own_outputs(self.sinks)
         self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines,
-                                 read_size_for(settings.max_inflight_bytes))
+                                 read_size_for(settings.max_inflight_bytes,
+                                               min(sink.max_bytes_per_send for sink in self.sinks)))
         self.losses = Losses()
         self.metrics = Metrics()
         self.stopping = False

@@ -21,14 +21,16 @@ POOL_BYTES = 16 << 20  # what the free buffers of one size may hold
 COUNT_SLICE = 1 << 20  # lines are counted this many bytes at a time
 
 
-def read_size_for(max_inflight: int) -> int:
-    """How much a catch-up read takes with ``max_inflight`` bytes in flight: a quarter of it, 1 to 4 MiB.
+def read_size_for(max_inflight: int, max_per_send: int = READ_SIZE) -> int:
+    """How much a catch-up read takes with ``max_inflight`` bytes in flight, for sinks that take at
+    most ``max_per_send`` bytes a call: 1 to 4 MiB, within a quarter of the budget and one call.
 
     Every batch costs some 0.1 ms of the GIL on its way (the read's hops, the tailer, the pipeline,
     the sink's thread), so 4 MiB batches leave more of it for the bytes than 1 MiB ones; a quarter
-    of the budget leaves room to read while earlier batches are written.
+    of the budget leaves room to read while earlier batches are written; and a batch that fits one
+    call is never cut (cutting copies it and counts its lines again).
     """
-    return max(MIN_READ_SIZE, min(READ_SIZE, max_inflight // 4))
+    return max(MIN_READ_SIZE, min(READ_SIZE, max_inflight // 4, max_per_send))
 
 
 class Buffers:
