@@ -14,7 +14,7 @@ import pytest
 
 from conftest import LOGFERRY
 from logferry import Batch, SinkError
-from logferry.sinks.file import FileSink
+from logferry.sinks.file import WRITE_MAX, FileSink
 
 
 def batch(data: bytes, path: str = "/in/a.log", offset: int = 0) -> Batch:
@@ -43,6 +43,36 @@ def test_writes_happen_on_the_sink_thread_not_the_loop(tmp_path: Path) -> None:
     asyncio.run(main())
     assert out.read_bytes() == b"one\ntwo\n"
     assert threads and all(name.startswith("logferry-sink") for name in threads)
+
+
+def test_large_batches_go_out_in_whole_line_writes_of_about_write_max(tmp_path: Path) -> None:
+    out = tmp_path / "out.log"
+    sink = FileSink(f"file:{out}", str(out))
+    short = b"".join(b"line %06d\n" % i for i in range(100_000))  # 1.2 MB of short lines
+    long = b"x" * (WRITE_MAX * 2) + b"\n"  # one line longer than a write
+    batches = [batch(short), batch(b"a\n"), batch(long + short[:5000] + long), batch(b"b\nc\n")]
+    writes = []
+    original = os.writev
+
+    def spy(fd, chunks):
+        n = original(fd, chunks)
+        writes.append(b"".join(bytes(c) for c in chunks)[:n])
+        return n
+
+    async def main() -> None:
+        await sink.start()
+        os.writev = spy
+        try:
+            await sink.send_many(batches)
+        finally:
+            os.writev = original
+        await sink.stop()
+
+    asyncio.run(main())
+    assert out.read_bytes() == b"".join(b.data for b in batches)
+    assert all(w.endswith(b"\n") for w in writes)  # each write ends a line: nothing another writer could split
+    assert all(len(w) <= WRITE_MAX or w.count(b"\n") == 1 for w in writes)  # larger only for a long line alone
+    assert len(writes) < len(out.read_bytes()) // (WRITE_MAX // 2)  # small batches are gathered, not one write each
 
 
 def test_a_write_error_reaches_the_caller_and_stop_is_idempotent(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from logferry.identity import EMPTY_GUARD, GUARD, digest
-from logferry.reader import LinePolicy, read_step
+from logferry.reader import Buffers, LinePolicy, read_size_for, read_step
 
 
 def read_all(path: Path, policy: LinePolicy, final: bool = False) -> tuple[list[bytes], int, list]:
@@ -92,3 +92,33 @@ def test_a_rewritten_file_is_noticed_by_the_guard_before_the_offset(tmp_path: Pa
         assert read_step(fd, 500, guard, False, LinePolicy(1 << 20, "split"), 1024).truncated
     finally:
         os.close(fd)
+
+
+def test_a_catch_up_read_takes_several_megabytes_in_one_piece_with_its_lines_counted(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    data = b"".join(b"line %07d of a file being caught up\n" % i for i in range(200_000))  # 7.4 MB
+    path.write_bytes(data)
+    policy = LinePolicy(1 << 20, "split", read_size=read_size_for(16 << 20))
+    out, pos, pieces = read_all(path, policy)
+    assert b"".join(out) == data and pos == len(data)
+    assert len(pieces) == 2  # 4 MiB, then the rest: a line of max_line fits in either
+    assert sum(p.lines for p in pieces) == 200_000
+    assert [p.lines for p in pieces] == [bytes(p.data).count(b"\n") for p in pieces]
+
+
+def test_read_size_is_within_a_quarter_of_the_budget_and_one_send_and_1_to_4_mib() -> None:
+    assert read_size_for(16 << 20) == 4 << 20
+    assert read_size_for(64 << 20) == 4 << 20
+    assert read_size_for(8 << 20) == 2 << 20
+    assert read_size_for(1 << 20) == 1 << 20
+    assert read_size_for(16 << 20, 1_600_000) == 1_600_000  # batches an HTTP sink takes whole
+    assert read_size_for(16 << 20, 64 << 10) == 1 << 20
+
+
+def test_a_read_takes_the_smallest_pooled_buffer_that_holds_it() -> None:
+    buffers = Buffers(1 << 20, 4 << 20)
+    small, large = buffers.take(300 << 10), buffers.take((1 << 20) + 1)
+    assert (len(small), len(large)) == (1 << 20, 4 << 20)
+    buffers.give(small)
+    buffers.give(large)
+    assert buffers.take(1 << 20) is small and buffers.take(4 << 20) is large  # reused, by size

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import difflib
 import json
 import logging
 import os
@@ -72,6 +71,8 @@ class _Parser(argparse.ArgumentParser):
     def unrecognized(self, extras: list[str], top: _Parser) -> NoReturn:
         """Fail on arguments no flag of this command took: for each, the command it belongs to
         (``--stats`` given to ``config show``), else the closest flag of this command."""
+        import difflib  # only on this error path: every start is faster without it
+
         owners: dict[str, str] = {}
         for command in top.commands():
             for flag in command.flags():

@@ -32,7 +32,7 @@ from .metrics import Metrics, age
 from .pipeline import Pipeline
 from .plugins import PluginHost, get_plugin_manager
 from .poller import Poller
-from .reader import LinePolicy
+from .reader import LinePolicy, read_size_for
 from .settings import Settings, SinkSpec
 from .sink import Sink
 from .tailer import Tailer
@@ -75,7 +75,9 @@ class Engine:
         if not self.sinks:
             raise ConfigError("no sinks: every line needs somewhere to go")
         self.outputs = own_outputs(self.sinks)
-        self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines)
+        self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines,
+                                 read_size_for(settings.max_inflight_bytes,
+                                               min(sink.max_bytes_per_send for sink in self.sinks)))
         self.losses = Losses()
         self.metrics = Metrics()
         self.stopping = False

@@ -14,34 +14,52 @@ from dataclasses import dataclass, field
 
 from .identity import FP_MAX, GUARD, MAGIC_MAX, compression, digest, guard_of
 
-READ_SIZE = 1 << 20
+READ_SIZE = 4 << 20  # the most a catch-up read takes (see read_size_for)
+MIN_READ_SIZE = 1 << 20
 POOLED_MIN = 256 << 10  # reads at least this big go into a reused buffer
-POOL_KEEP = 16
+POOL_BYTES = 16 << 20  # what the free buffers of one size may hold
+COUNT_SLICE = 1 << 20  # lines are counted this many bytes at a time
+
+
+def read_size_for(max_inflight: int, max_per_send: int = READ_SIZE) -> int:
+    """How much a catch-up read takes with ``max_inflight`` bytes in flight, for sinks that take at
+    most ``max_per_send`` bytes a call: 1 to 4 MiB, within a quarter of the budget and one call.
+
+    Every batch costs some 0.1 ms of the GIL on its way (the read's hops, the tailer, the pipeline,
+    the sink's thread), so 4 MiB batches leave more of it for the bytes than 1 MiB ones; a quarter
+    of the budget leaves room to read while earlier batches are written; and a batch that fits one
+    call is never cut (cutting copies it and counts its lines again).
+    """
+    return max(MIN_READ_SIZE, min(READ_SIZE, max_inflight // 4, max_per_send))
 
 
 class Buffers:
-    """Reused buffers for large reads.
+    """Reused buffers for large reads, in a few sizes.
 
     A fresh megabyte for every read costs the kernel an mmap, page faults and zeroing: about as much
     as the copy itself (measured: half the system time of a catch-up). Batches cut from a buffer
-    hold views of it, so it goes back to the pool only once the last of them is acknowledged.
+    hold views of it, so it goes back to the pool only once the last of them is acknowledged. A read
+    takes the smallest size that holds it, so a buffer holds at most 4 times the bytes read into it
+    (reads below ``POOLED_MIN`` are not pooled): memory stays within 4 times the bytes in flight.
     ``list.append``/``pop`` are atomic, so worker threads take and the loop gives without a lock.
     """
 
-    def __init__(self, size: int, keep: int = POOL_KEEP) -> None:
-        self.size = size
-        self.keep = keep
-        self._free: list[bytearray] = []
+    def __init__(self, *sizes: int) -> None:
+        self.sizes = sorted(set(sizes))
+        self._free: dict[int, list[bytearray]] = {size: [] for size in self.sizes}
 
-    def take(self) -> bytearray:
+    def take(self, need: int) -> bytearray:
+        """A buffer of at least ``need`` bytes (at most the largest size)."""
+        size = next((s for s in self.sizes if s >= need), self.sizes[-1])
         try:
-            return self._free.pop()
+            return self._free[size].pop()
         except IndexError:
-            return bytearray(self.size)
+            return bytearray(size)
 
     def give(self, buffer: bytearray) -> None:
-        if len(self._free) < self.keep:
-            self._free.append(buffer)
+        free = self._free[len(buffer)]
+        if len(free) * len(buffer) < POOL_BYTES:
+            free.append(buffer)
 
 
 class Lease:
@@ -95,7 +113,7 @@ class LinePolicy:
     buffers: Buffers = field(init=False)
 
     def __post_init__(self) -> None:
-        self.buffers = Buffers(GUARD + self.chunk)
+        self.buffers = Buffers(GUARD + min(MIN_READ_SIZE, self.chunk), GUARD + self.chunk)
 
     @property
     def chunk(self) -> int:
@@ -135,7 +153,7 @@ def read_step(
         buf: bytes | bytearray = os.pread(fd, before + want, pos - before)
         n = len(buf)
     else:
-        buf = policy.buffers.take()
+        buf = policy.buffers.take(before + want)
         n = os.preadv(fd, [memoryview(buf)[:before + want]], pos - before)
     if n < before or digest(buf[:before]) != guard:
         step.truncated = True
@@ -193,7 +211,7 @@ def _complete_lines(
     m = policy.max_line
     if end - start <= m + 1:
         step.pieces.append(Piece(view[start:end], pos + start - before, pos + end - before, guard_of(buf, end),
-                                 lines=buf.count(b"\n", start, end)))
+                                 lines=_lines_in(buf, start, end)))
         return
     # Jump from line start to the last newline within max_line + 1 bytes: about one find per
     # max_line bytes, so long chunks of short lines stay cheap.
@@ -206,12 +224,20 @@ def _complete_lines(
         nl = buf.find(b"\n", q + m, end)  # the long line is buf[q:nl]
         if run < q:
             step.pieces.append(Piece(view[run:q], pos + run - before, pos + q - before, guard_of(buf, q),
-                                     lines=buf.count(b"\n", run, q)))
+                                     lines=_lines_in(buf, run, q)))
         run = _long_line(step, buf, view, before, pos, q, nl, policy)
         q = nl + 1
     if run < end:
         step.pieces.append(Piece(view[run:end], pos + run - before, pos + end - before, guard_of(buf, end),
-                                 lines=buf.count(b"\n", run, end)))
+                                 lines=_lines_in(buf, run, end)))
+
+
+def _lines_in(buf: bytes | bytearray, start: int, end: int) -> int:
+    """The newlines in ``buf[start:end]``, counted a slice at a time: a count holds the GIL (about
+    0.3 ms a MiB), and between slices the loop and the other threads can take it."""
+    if end - start <= COUNT_SLICE:
+        return buf.count(b"\n", start, end)
+    return sum(buf.count(b"\n", i, min(i + COUNT_SLICE, end)) for i in range(start, end, COUNT_SLICE))
 
 
 def _long_line(

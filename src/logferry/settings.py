@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -257,6 +256,8 @@ SECTIONS = ("sources", "output", "state")
 
 def load_config(path: str | os.PathLike[str], base: Settings | None = None) -> Settings:
     """Read a TOML config file into settings. Errors name the file and the key (ConfigError)."""
+    import tomllib  # here, not at the top: most runs read no file, and every run starts faster without it
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

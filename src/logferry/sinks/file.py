@@ -4,7 +4,8 @@ The engine's loop never touches the file: as a :class:`~logferry.sink.ThreadedSi
 thread and event loop of its own, so a slow disk only slows this sink, and its errors surface in
 ``send``. Everything queued for it goes out in one ``writev``.
 A batch is acknowledged once ``write(2)`` has taken it all (it survives a crash of logferry);
-``fsync = true`` also makes it survive a crash of the machine, at a cost per batch.
+``fsync = true`` also makes it survive a crash of the machine, at a cost per batch. Each ``write``
+takes whole lines, some 256 KiB of them (``WRITE_MAX``), however large the batches.
 
 A write that fails partway (full disk, quota, I/O error, file size limit) is cut back to the length
 the output had before it, the last line boundary, before the error reaches the pipeline, which
@@ -29,6 +30,7 @@ from ..sink import Sink, ThreadedSink
 
 STDOUT = "-"
 _IOV_MAX = 1024
+WRITE_MAX = 256 << 10  # bytes one write(2) takes (more only for a line longer than this); see _write_all
 _REOPEN_CHECK = 1.0  # seconds between checks that the output was not rotated away
 TORN_SCAN = 4 << 20  # how far back to look for the end of the last complete line
 log = logging.getLogger("logferry.sinks.file")
@@ -219,6 +221,64 @@ def _created_mode(mode: int | None) -> int:
 
 
 def _write_all(fd: int, chunks: list[memoryview]) -> None:
+    """Write ``chunks`` in order: small ones gathered into one ``writev``, large ones cut at line ends,
+    so that every call writes whole lines, about ``WRITE_MAX`` bytes of them.
+
+    Not one call for everything: measured on Linux 6.18 (ext4, in a VM), the kernel spends two to
+    three times as long putting 800 MB into the page cache in 4-8 MiB writes as in 256 KiB ones
+    (0.8-1.3 s against 0.4-0.5 s, and the large writes vary run to run); cat writes 128 KiB. Whole
+    lines, so that another process appending whole lines between two calls never splits one of ours.
+    """
+    group: list[memoryview] = []
+    size = 0
+    for chunk in chunks:
+        while size + len(chunk) > WRITE_MAX:
+            cut = _last_line_end(chunk, WRITE_MAX - size)
+            if not cut:
+                if group:  # its first line does not fit: write what is gathered, then look again
+                    _writev_all(fd, group)
+                    group, size = [], 0
+                    continue
+                cut = _first_line_end(chunk, WRITE_MAX)  # a line longer than WRITE_MAX goes whole
+            group.append(chunk[:cut])
+            _writev_all(fd, group)
+            group, size = [], 0
+            chunk = chunk[cut:]
+        if chunk:
+            group.append(chunk)
+            size += len(chunk)
+    if group:
+        _writev_all(fd, group)
+
+
+def _last_line_end(view: memoryview, stop: int) -> int:
+    """Where the last line ending in ``view[:stop]`` ends (after its newline); 0 if none does.
+
+    A memoryview cannot be searched: its bytes are copied a small window at a time, from the end
+    (with short lines the first window finds one)."""
+    window, hi = 4096, stop
+    while hi > 0:
+        lo = max(0, hi - window)
+        nl = bytes(view[lo:hi]).rfind(b"\n")
+        if nl >= 0:
+            return lo + nl + 1
+        hi, window = lo, window * 2
+    return 0
+
+
+def _first_line_end(view: memoryview, start: int) -> int:
+    """Where the first line ending at or after ``start`` ends (after its newline); the view's end if none."""
+    window, lo = 4096, start
+    while lo < len(view):
+        hi = min(len(view), lo + window)
+        nl = bytes(view[lo:hi]).find(b"\n")
+        if nl >= 0:
+            return lo + nl + 1
+        lo, window = hi, window * 2
+    return len(view)
+
+
+def _writev_all(fd: int, chunks: list[memoryview]) -> None:
     """One ``writev`` for all chunks (the usual case), continuing after a short write."""
     while chunks:
         written = os.writev(fd, chunks[:_IOV_MAX])
