@@ -561,16 +561,7 @@ class SinkContract:
             send_many = getattr(sink, "send_many", None)
             if send_many is None:
                 pytest.skip("this logferry's Sink has no send_many")
-            await self._within(sink.start(), "start")
-            try:
-                for _ in range(3):
-                    batches = list(files.interleaved(batches=4, lines=10))
-                    await self._within(send_many(batches), f"send_many of {len(batches)} batches")
-                    files.check(await dest.new_lines(), sink_case.exact_bytes, after="send_many")
-                    for batch in batches:
-                        _scribble(batch)
-            finally:
-                await self._within(sink.stop(), "stop")
+            await self._rounds(sink, dest, files, sink_case.exact_bytes, 4, send_many, "send_many")
 
         run_without_blocking(body)
 
@@ -590,18 +581,13 @@ class SinkContract:
 
         async def body() -> None:
             dest = await _Destination.open(sink_case, self.send_timeout)
-            await self._within(sink.start(), "start")
-            try:
-                for _ in range(3):  # as the engine does: calls at once, never two with one file's lines
-                    batches = list(files.interleaved(batches=2, lines=10))
-                    per_file = [[b for b in batches if b.path == path] for path in files.sent]
-                    await self._within(asyncio.gather(*(sink.send_many(group) for group in per_file)),
-                                       f"{calls} overlapping send_many calls")
-                    files.check(await dest.new_lines(), sink_case.exact_bytes, after="overlapping calls")
-                    for batch in batches:
-                        _scribble(batch)
-            finally:
-                await self._within(sink.stop(), "stop")
+
+            async def overlapping(batches: list[Batch]) -> None:  # as the engine does: never one file in two
+                per_file = [[b for b in batches if b.path == path] for path in files.sent]
+                await asyncio.gather(*(sink.send_many(group) for group in per_file))
+
+            await self._rounds(sink, dest, files, sink_case.exact_bytes, 2, overlapping,
+                               f"{calls} overlapping send_many calls")
 
         run_without_blocking(body)
 
@@ -707,6 +693,21 @@ class SinkContract:
         files.check(asyncio.run(dest.new_lines()), sink_case.exact_bytes, after="stop")
 
     # -- helpers -----------------------------------------------------------------------
+
+    async def _rounds(self, sink: Sink, dest: _Destination, files: _Files, exact_bytes: bool, batches: int,
+                      deliver: Callable[[list[Batch]], Awaitable[None]], what: str) -> None:
+        """Start ``sink``; three times: ``deliver`` interleaved batches of ``files``, check the
+        destination, overwrite the batches' buffers (as the engine reuses them); stop it."""
+        await self._within(sink.start(), "start")
+        try:
+            for _ in range(3):
+                sent = list(files.interleaved(batches=batches, lines=10))
+                await self._within(deliver(sent), what)
+                files.check(await dest.new_lines(), exact_bytes, after=what)
+                for batch in sent:
+                    _scribble(batch)
+        finally:
+            await self._within(sink.stop(), "stop")
 
     async def _within(self, awaitable: Awaitable[T], what: str) -> T:
         timeout = asyncio.timeout(self.send_timeout)
