@@ -81,7 +81,7 @@ def test_debug_reports_a_blocking_sink_in_one_line_naming_its_coroutine(site: Pa
     done = run(tmp_path, "blocking:", "--debug")
     assert done.returncode == 0, done.stderr
     reports = slow_reports(done.stderr)
-    blocked = [line for line in reports if "Pipeline._send()" in line]
+    blocked = [line for line in reports if ("Pipeline.consume()" in line or "Pipeline._send()" in line)]
     assert blocked, done.stderr
     assert blocked[0].startswith("logferry: WARNING: Executing <Task")
     assert "pipeline.py:" in blocked[0] and "took 0.2" in blocked[0]

@@ -240,6 +240,9 @@ class Pipeline:
                     files, pieces = lane.take()
                     lane.calls += 1
                     lane.last_start = now
+                    if lane.max_calls == 1:  # one call at a time: no task of its own (a task per call costs)
+                        await self._send(lane, stats, files, pieces, failed)
+                        continue
                     call = asyncio.create_task(self._send(lane, stats, files, pieces, failed),
                                                name=f"send to {lane.sink.describe()}")
                     calls.add(call)
