@@ -80,25 +80,26 @@ class Batch:
         (0: any number), cut at line boundaries; a line longer than ``max_bytes`` goes alone.
 
         The pieces view this batch's data (no copy); the last one ends where this batch ends.
+        Only a line limit makes it search the whole batch; a byte limit looks near each cut.
         """
         size = len(self.data)
         if size <= max_bytes and (not max_lines or self.line_count() <= max_lines):
             return [self]
-        data = bytes(self.data)  # one copy, to search it (a rare path: most batches fit as they are)
         view = memoryview(self.data)
+        data = bytes(view) if max_lines else None  # the line limit is found by a regex: it needs bytes
         pieces: list[Batch] = []
         start = 0
         while start < size:
             stop = min(size, start + max_bytes)
             if stop < size:
-                cut = data.rfind(b"\n", start, stop)
-                stop = cut + 1 if cut >= 0 else data.index(b"\n", stop) + 1  # data ends with one
-            if max_lines and (match := _lines(max_lines).match(data, start, stop)) is not None:
+                stop = last_line_end(view, stop, start) or first_line_end(view, stop)
+            if data is not None and (match := _lines(max_lines).match(data, start, stop)) is not None:
                 stop = match.end()
             last = stop >= size
+            piece = view[start:stop]
             pieces.append(Batch(self.path, self.file_id, self.offset + start,
-                                self.end if last else self.offset + stop, view[start:stop], self.read_at,
-                                data.count(b"\n", start, stop)))
+                                self.end if last else self.offset + stop, piece, self.read_at,
+                                bytes(piece).count(b"\n")))
             start = stop
         return pieces
 
@@ -112,3 +113,30 @@ class Batch:
 def _lines(count: int) -> re.Pattern[bytes]:
     """Matches up to ``count`` complete lines (at C speed, unlike a loop of ``find``)."""
     return re.compile(rb"(?:[^\n]*\n){1,%d}" % count)
+
+
+def last_line_end(view: memoryview, stop: int, start: int = 0) -> int:
+    """Where the last line ending within ``view[start:stop]`` ends (after its newline); 0 if none.
+
+    A memoryview cannot be searched: its bytes are copied a small window at a time, from the end
+    (with short lines the first window finds one)."""
+    window, hi = 4096, stop
+    while hi > start:
+        lo = max(start, hi - window)
+        nl = bytes(view[lo:hi]).rfind(b"\n")
+        if nl >= 0:
+            return lo + nl + 1
+        hi, window = lo, window * 2
+    return 0
+
+
+def first_line_end(view: memoryview, start: int) -> int:
+    """Where the first line ending at or after ``start`` ends (after its newline); the view's end if none."""
+    window, lo = 4096, start
+    while lo < len(view):
+        hi = min(len(view), lo + window)
+        nl = bytes(view[lo:hi]).find(b"\n")
+        if nl >= 0:
+            return lo + nl + 1
+        lo, window = hi, window * 2
+    return len(view)

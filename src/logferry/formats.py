@@ -119,7 +119,7 @@ def _add_records(records: JsonRecords, chunks: list[bytes]) -> None:
         # Each line's offset, from the lines' lengths: BytesIO yields them without keeping them.
         offsets = list(accumulate(map(len, BytesIO(piece)), initial=batch.offset + start))
         offsets.pop()  # the end of the piece's last line
-        text = _escaped_whole(piece) if piece.isascii() or _is_utf8(piece) else _escaped_per_line(piece)
+        text = _json_text(piece)
         if b"%" in text:
             text = text.replace(b"%", b"%%")
         template = b"".join((head, text[:-1].replace(b"\n", between), last))

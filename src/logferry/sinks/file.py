@@ -23,7 +23,7 @@ import stat
 import time
 from typing import Any
 
-from ..batch import Batch
+from ..batch import Batch, first_line_end, last_line_end
 from ..errors import SinkError
 from ..formats import encode
 from ..sink import Sink, ThreadedSink
@@ -233,13 +233,13 @@ def _write_all(fd: int, chunks: list[memoryview]) -> None:
     size = 0
     for chunk in chunks:
         while size + len(chunk) > WRITE_MAX:
-            cut = _last_line_end(chunk, WRITE_MAX - size)
+            cut = last_line_end(chunk, WRITE_MAX - size)
             if not cut:
                 if group:  # its first line does not fit: write what is gathered, then look again
                     _writev_all(fd, group)
                     group, size = [], 0
                     continue
-                cut = _first_line_end(chunk, WRITE_MAX)  # a line longer than WRITE_MAX goes whole
+                cut = first_line_end(chunk, WRITE_MAX)  # a line longer than WRITE_MAX goes whole
             group.append(chunk[:cut])
             _writev_all(fd, group)
             group, size = [], 0
@@ -249,33 +249,6 @@ def _write_all(fd: int, chunks: list[memoryview]) -> None:
             size += len(chunk)
     if group:
         _writev_all(fd, group)
-
-
-def _last_line_end(view: memoryview, stop: int) -> int:
-    """Where the last line ending in ``view[:stop]`` ends (after its newline); 0 if none does.
-
-    A memoryview cannot be searched: its bytes are copied a small window at a time, from the end
-    (with short lines the first window finds one)."""
-    window, hi = 4096, stop
-    while hi > 0:
-        lo = max(0, hi - window)
-        nl = bytes(view[lo:hi]).rfind(b"\n")
-        if nl >= 0:
-            return lo + nl + 1
-        hi, window = lo, window * 2
-    return 0
-
-
-def _first_line_end(view: memoryview, start: int) -> int:
-    """Where the first line ending at or after ``start`` ends (after its newline); the view's end if none."""
-    window, lo = 4096, start
-    while lo < len(view):
-        hi = min(len(view), lo + window)
-        nl = bytes(view[lo:hi]).find(b"\n")
-        if nl >= 0:
-            return lo + nl + 1
-        lo, window = hi, window * 2
-    return len(view)
 
 
 def _writev_all(fd: int, chunks: list[memoryview]) -> None:
