@@ -247,8 +247,8 @@ def state_by_api(in_dir: Path, names: list[str], state: Path) -> float:
     """One LIVE record per file at its end, written with logferry's CheckpointStore."""
     import asyncio
 
-    from logferry.checkpoints import LIVE, CheckpointStore, FileRecord, new_file_id
-    from logferry.identity import Fingerprint, guard_of
+    from logferry.files.identity import Fingerprint, guard_of
+    from logferry.state.checkpoints import LIVE, CheckpointStore, FileRecord, new_file_id
 
     async def write() -> None:
         store = CheckpointStore(state)

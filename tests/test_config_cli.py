@@ -14,8 +14,8 @@ import pytest
 
 from conftest import cli
 from logferry.cli import build_parser
-from logferry.configview import dumps_toml, is_secret_name, mask_options, mask_url
-from logferry.logfmt import JsonFormatter, setup_logging
+from logferry.commands.config import dumps_toml, is_secret_name, mask_options, mask_url
+from logferry.commands.logs import JsonFormatter, setup_logging
 from logferry.settings import OPTIONS, SECTIONS, format_duration, format_size, load_config, parse_duration, parse_size
 
 _UMASK = os.umask(0o022)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import logferry
-from logferry.batch import Batch
+from logferry.delivery.pipeline import Pipeline
 from logferry.engine import Engine
 from logferry.errors import SinkError
-from logferry.pipeline import Pipeline
+from logferry.records.batch import Batch
 from logferry.testing import run_without_blocking
 
 

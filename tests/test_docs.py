@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from logferry.cli import build_parser
-from logferry.configview import EXAMPLES, reference_markdown
+from logferry.commands.config import EXAMPLES, reference_markdown
 from logferry.settings import OPTIONS, settings_from_dict
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -112,7 +112,7 @@ def test_the_detector_catches_a_wait_for_another_thread(settings, tmp_path: Path
 
 def test_the_detector_catches_a_blocking_read_in_logferry(tmp_path: Path) -> None:
     # Reading a pipe waits without using a CPU, as reading a slow disk does.
-    from logferry.verify import read_lines
+    from logferry.commands.verify import read_lines
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -127,7 +127,7 @@ def test_the_detector_catches_a_blocking_read_in_logferry(tmp_path: Path) -> Non
     finally:
         writer.join()
     assert got == [b"late"]
-    assert held(slow, "verify.py") > 0.15, slow  # blamed on the read, in logferry.verify
+    assert held(slow, "verify.py") > 0.15, slow  # blamed on the read, in logferry.commands.verify
 
 
 def test_the_detector_excuses_the_test_blocking_its_own_loop(settings, tmp_path: Path) -> None:

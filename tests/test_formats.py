@@ -9,7 +9,7 @@ from json.encoder import encode_basestring
 import pytest
 
 from logferry import Batch, JsonRecords, json_body
-from logferry.formats import (
+from logferry.records.formats import (
     PIECE_BYTES,
     _escaped_per_line,
     _escaped_whole,

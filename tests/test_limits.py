@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import Daemon, append, cli, holds_lines, lines, out_lines, run_engine, wait_for, wait_until
 from logferry import Batch, Sink
-from logferry.checkpoints import CheckpointStore
+from logferry.state.checkpoints import CheckpointStore
 
 
 def test_inactive_files_are_closed_and_reopened_when_they_grow(settings, tmp_path: Path) -> None:
@@ -196,7 +196,7 @@ def test_once_gives_up_on_a_sink_that_keeps_failing(settings, tmp_path: Path, mo
 
     from logferry import NotAcknowledged
 
-    monkeypatch.setattr("logferry.pipeline.RETRY_FIRST", 0.001)
+    monkeypatch.setattr("logferry.delivery.pipeline.RETRY_FIRST", 0.001)
     s = settings(once=True)
     (tmp_path / "in" / "a.log").write_bytes(b"x\n")
     sink = FlakySink(failures=100)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LOGFERRY, append, cli, lines, out_lines, run_engine, wait_for
-from logferry.identity import Fingerprint, guard_of
+from logferry.files.identity import Fingerprint, guard_of
 
 
 def ship(tmp_path: Path, pattern: str, state: str, out: str = "out.json") -> list[dict]:
@@ -73,7 +73,7 @@ def test_a_reused_inode_with_the_same_content_gets_new_ids(tmp_path: Path) -> No
     (tmp_path / "in").mkdir()
     log = tmp_path / "in" / "app.log"
     log.write_bytes(lines("a", 20))
-    from logferry.identity import birth_time
+    from logferry.files.identity import birth_time
 
     fd = os.open(log, os.O_RDONLY)
     born = birth_time(fd)

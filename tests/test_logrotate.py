@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import Daemon, wait_until
 
 LOGROTATE = shutil.which("logrotate") or (os.path.exists("/usr/sbin/logrotate") and "/usr/sbin/logrotate")

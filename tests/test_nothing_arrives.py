@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import LOGFERRY, Daemon, cli, count_lines, wait_until
 from terminal import run_on_terminal, screen
 
@@ -130,12 +131,12 @@ def test_the_once_summary_is_left_on_a_terminal_without_stats(tmp_path: Path) ->
 def test_a_pattern_that_still_matches_nothing_is_warned_about_again_at_a_low_rate(settings, tmp_path: Path, caplog,
                                                                                  monkeypatch) -> None:
     from conftest import run_engine, wait_for
-    from logferry import discovery
+    from logferry.files import discovery
 
     monkeypatch.setattr(discovery, "UNMATCHED_REPEAT", 0.3)  # an hour in a real run
     # (watch=False: periodic scans every 0.1 s, as on a file system without events)
     pattern = str(tmp_path / "in" / "*.log")
-    caplog.set_level("WARNING", logger="logferry.discovery")
+    caplog.set_level("WARNING", logger="logferry.files.discovery")
 
     def told() -> list[str]:
         return [r.getMessage() for r in caplog.records if "no file matches" in r.getMessage()]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import holds_lines, run_engine, run_without_blocking, wait_for
-from logferry.poller import SWEEP_MAX, Poller
+from logferry.files.poller import SWEEP_MAX, Poller
 
 
 def sweeps_while_idle(settings, tmp_path: Path, seconds: float, **kw) -> int:

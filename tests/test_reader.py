@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from logferry.identity import EMPTY_GUARD, GUARD, digest
-from logferry.reader import Buffers, LinePolicy, read_size_for, read_step
+from logferry.files.identity import EMPTY_GUARD, GUARD, digest
+from logferry.files.reader import Buffers, LinePolicy, read_size_for, read_step
 
 
 def read_all(path: Path, policy: LinePolicy, final: bool = False) -> tuple[list[bytes], int, list]:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import Daemon, append, cli, count_lines, lines, run_engine, wait_until
-from logferry.verify import verify_files
+from logferry.commands.verify import verify_files
 
 
 def run_once(tmp_path: Path, pattern: str, *extra: str):
@@ -27,7 +27,7 @@ def long_lines(prefix: str, n: int) -> bytes:
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
-    from logferry.reader import READ_SIZE
+    from logferry.files.reader import READ_SIZE
 
     budget = 256 << 10
     (tmp_path / "in").mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import append, lines, out_lines, run_engine, shipped_everything, wait_for
 from logferry import Batch, Sink
-from logferry.verify import verify_files
+from logferry.commands.verify import verify_files
 
 
 def truth(tmp_path: Path, name: str, data: bytes) -> str:
@@ -240,7 +240,7 @@ def test_a_backup_copy_of_a_live_file_is_followed_after_rotate_wait(settings, tm
 
 def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_first(
         settings, tmp_path: Path, monkeypatch) -> None:
-    import logferry.tailer
+    import logferry.files.tailer
 
     pattern = str(tmp_path / "in" / "app.log*")
     once = settings(pattern, once=True)
@@ -251,7 +251,7 @@ def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_fir
     os.rename(log, tmp_path / "in" / "app.log.1")
     log.write_bytes(b"new-1\n")
 
-    real = logferry.tailer._open_checked
+    real = logferry.files.tailer._open_checked
     moved = []
 
     def rotated_again_first(path: str, *args):  # a second rotation races the first open of app.log.1
@@ -260,7 +260,7 @@ def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_fir
             moved.append(path)
         return real(path, *args)
 
-    monkeypatch.setattr(logferry.tailer, "_open_checked", rotated_again_first)
+    monkeypatch.setattr(logferry.files.tailer, "_open_checked", rotated_again_first)
 
     async def until(engine) -> None:
         await wait_for(lambda: len(out_lines(tmp_path)) == 3)
@@ -276,12 +276,12 @@ def test_a_copytruncate_before_the_first_read_is_noticed(settings, tmp_path: Pat
     file, or for the budget, under load) the file was copied, truncated and written again. At
     offset 0 the guard proves nothing: the head must. Read as the old content, the new lines went
     out first, and the copy, followed after rotate_wait as a file of its own, after them."""
-    import logferry.tailer
+    import logferry.files.tailer
 
     s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=0.5)
     log = tmp_path / "in" / "app.log"
     log.write_bytes(lines("a", 200))  # longer than a fingerprint: the scan's head is the whole fingerprint
-    real = logferry.tailer._open_checked
+    real = logferry.files.tailer._open_checked
     rotated = []
 
     def copytruncate_first(path: str, *args):  # on a worker thread, as the tailer's first open
@@ -292,7 +292,7 @@ def test_a_copytruncate_before_the_first_read_is_noticed(settings, tmp_path: Pat
             rotated.append(path)
         return real(path, *args)
 
-    monkeypatch.setattr(logferry.tailer, "_open_checked", copytruncate_first)
+    monkeypatch.setattr(logferry.files.tailer, "_open_checked", copytruncate_first)
 
     async def until(engine) -> None:
         await wait_for(lambda: len(out_lines(tmp_path)) >= 500)

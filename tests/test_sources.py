@@ -166,7 +166,7 @@ def test_sources_reads_a_state_directory_of_the_previous_schema(tmp_path: Path) 
             fp_len INTEGER NOT NULL, fp BLOB NOT NULL, offset INTEGER NOT NULL, guard BLOB NOT NULL,
             size INTEGER NOT NULL, path TEXT NOT NULL, lineage TEXT NOT NULL, state TEXT NOT NULL, seen REAL NOT NULL);
     """)
-    from logferry.identity import Fingerprint, guard_of
+    from logferry.files.identity import Fingerprint, guard_of
 
     fp = Fingerprint.of(b"one\ntwo\n")
     db.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",

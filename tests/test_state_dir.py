@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LOGFERRY, Daemon, append, cli, count_lines, lines, tmpfs, wait_until
-from logferry.checkpoints import DB_NAME, RESET_FLAG, database_problem
+from logferry.state.checkpoints import DB_NAME, RESET_FLAG, database_problem
 
 
 def run_once(tmp_path: Path, *extra: str, state: Path | None = None) -> subprocess.CompletedProcess[str]:

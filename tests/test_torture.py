@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import Daemon, cli, count_lines, wait_until
-from logferry.reader import READ_SIZE
-from logferry.verify import verify_files
+from logferry.commands.verify import verify_files
+from logferry.files.reader import READ_SIZE
 
 SECONDS = float(os.environ.get("LOGFERRY_TORTURE_SECONDS", "40"))
 SEED = int(os.environ.get("LOGFERRY_TORTURE_SEED", "1"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli
-from logferry.verify import verify_files
+from logferry.commands.verify import verify_files
 
 
 def test_counts_missing_duplicated_and_out_of_order(tmp_path: Path) -> None:

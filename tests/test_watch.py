@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from conftest import run_engine, wait_for
-from logferry.watch import watch_roots
+from logferry.files.watch import watch_roots
 
 
 def first_line_latency(settings, tmp_path: Path, **kw) -> float:

@@ -11,12 +11,12 @@ The public API for plugins and embedding programs::
 
 __version__ = "0.1.0"
 
-from .batch import Batch
 from .errors import ConfigError, LogferryError, NotAcknowledged, SinkError
-from .formats import JsonRecords, json_body, json_chunks
 from .hookspecs import hookimpl
+from .records.batch import Batch
+from .records.formats import JsonRecords, json_body, json_chunks
 from .settings import Settings, SinkSpec
-from .sink import Sink, ThreadedSink
+from .sinks.base import Sink, ThreadedSink
 
 __all__ = [
     "Batch",

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
-from .configview import effective_sinks, mask_url, reference_markdown, show_toml
+from .commands.config import effective_sinks, mask_url, reference_markdown, show_toml
+from .commands.logs import LOG_FORMATS, setup_logging
 from .errors import ConfigError, LogferryError
-from .logfmt import LOG_FORMATS, setup_logging
 from .plugins import get_plugin_manager
 from .settings import Settings, SinkSpec, default_state_dir, format_duration, load_config, parse_duration
 
 if TYPE_CHECKING:
+    from .commands.exporter import EngineCollector
     from .engine import Engine
-    from .exporter import EngineCollector
 
 log = logging.getLogger("logferry")
 
@@ -330,7 +330,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--stats-interval must be more than 0 seconds")
     collector = server = None
     if args.metrics:
-        from .exporter import EngineCollector, start_server
+        from .commands.exporter import EngineCollector, start_server
 
         collector = EngineCollector()
         server = start_server(args.metrics, collector)  # before the loop: its thread serves, never the loop
@@ -346,7 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run(engine: Engine, stats_interval: float | None = None, collector: EngineCollector | None = None) -> int:
-    from .status import ProgressBar, StatusReport, log_summary
+    from .commands.status import ProgressBar, StatusReport, log_summary
 
     settings = engine.settings
     loop = asyncio.get_running_loop()
@@ -386,7 +386,7 @@ async def _run(engine: Engine, stats_interval: float | None = None, collector: E
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    from .sourcesview import print_human, print_json, survey_sources
+    from .commands.sources import print_human, print_json, survey_sources
 
     view = survey_sources(settings_from_args(args), _host(args))
     (print_json if args.json else print_human)(view)
@@ -425,7 +425,7 @@ class _Stopper:
         again = "press Ctrl-C again" if sig == signal.SIGINT else "send SIGTERM again"
         timeout = format_duration(self.engine.settings.shutdown_timeout)
         if inflight:
-            from .status import human_bytes
+            from .commands.status import human_bytes
 
             waiting = [mask_url(name) for name, sink in stats["sinks"].items() if sink["backlog_bytes"]]
             log.warning("stopping: waiting up to %s for %s to acknowledge %s; %s to stop now (unacknowledged "
@@ -453,7 +453,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import print_report, verify_files
+    from .commands.verify import print_report, verify_files
 
     report = verify_files(args.output, args.inputs, args.format)
     print_report(report)
@@ -461,7 +461,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .commands.demo import run_demo
 
     if args.files < 1 or args.lines < 1:
         raise ConfigError("--files and --lines must be at least 1")

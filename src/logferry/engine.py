@@ -23,24 +23,24 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .checkpoints import CheckpointStore, FileRecord
-from .descriptors import Descriptors
-from .discovery import Discovery
+from .delivery.pipeline import Pipeline
 from .errors import ConfigError, LogferryError, NotAcknowledged
-from .losses import Losses
+from .files.descriptors import Descriptors
+from .files.discovery import Discovery
+from .files.losses import Losses
+from .files.poller import Poller
+from .files.reader import LinePolicy, read_size_for
+from .files.tailer import Tailer
 from .metrics import Metrics, age
-from .pipeline import Pipeline
 from .plugins import PluginHost, get_plugin_manager
-from .poller import Poller
-from .reader import LinePolicy, read_size_for
 from .settings import Settings, SinkSpec
-from .sink import Sink
-from .tailer import Tailer
-from .threadloop import quick_gil_handoff
+from .sinks.base import Sink
+from .sinks.threadloop import quick_gil_handoff
+from .state.checkpoints import CheckpointStore, FileRecord
 
 if TYPE_CHECKING:
-    from .hints import GrowthHints
-    from .watch import Watcher
+    from .files.hints import GrowthHints
+    from .files.watch import Watcher
 
 log = logging.getLogger("logferry.engine")
 T = TypeVar("T")
@@ -201,7 +201,7 @@ class Engine:
         ``acked_bytes``: acknowledged by every sink; ``checkpoint_lag_bytes``: read but not yet saved in
         the checkpoint store; ``unread_bytes``: seen in followed files, not yet read; ``oldest_unshipped_age``:
         seconds since the oldest batch in flight was read; ``loop_lag``: the event loop's wake-up lateness
-        (a histogram, see :mod:`logferry.metrics`); ``sinks``: per sink :class:`~logferry.pipeline.SinkStats`.
+        (a histogram, see :mod:`logferry.metrics`); ``sinks``: per sink :class:`~logferry.delivery.pipeline.SinkStats`.
         """
         metrics, tailers = self.metrics, list(self._tailers)
         return {
@@ -323,8 +323,8 @@ class Engine:
     async def _start_watcher(self) -> Watcher | None:
         if not self.settings.watch or self.settings.once:
             return None
-        from .hints import GrowthHints  # watchdog is imported only by runs that watch
-        from .watch import Watcher
+        from .files.hints import GrowthHints  # watchdog is imported only by runs that watch
+        from .files.watch import Watcher
 
         watcher = Watcher(self.patterns, asyncio.get_running_loop(), self.discovery.rescan_soon,
                           lambda paths: hints.delivered(paths))

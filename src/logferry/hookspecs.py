@@ -20,7 +20,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .settings import Settings
-    from .sink import Sink
+    from .sinks.base import Sink
 
 hookspec = pluggy.HookspecMarker("logferry")
 hookimpl = pluggy.HookimplMarker("logferry")

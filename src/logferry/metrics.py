@@ -57,7 +57,7 @@ class LagHistogram:
 
 @dataclass
 class Metrics:
-    """Totals since the engine started. Per sink numbers live in :class:`~logferry.pipeline.SinkStats`."""
+    """Totals since the engine started. Per sink numbers live in :class:`~logferry.delivery.pipeline.SinkStats`."""
 
     read_bytes: int = 0
     read_lines: int = 0

@@ -20,9 +20,10 @@ import pluggy
 from . import __version__, hookspecs
 from .errors import ConfigError
 from .settings import Settings
-from .sink import Sink
+from .sinks.base import Sink
 
-BUILTIN_PLUGINS = ("logferry.sources", "logferry.sinks.builtin")
+# name → module: the names are what ``logferry plugins`` lists and LOGFERRY_DISABLE_PLUGINS blocks
+BUILTIN_PLUGINS = {"logferry.sources": "logferry.files.sources", "logferry.sinks.builtin": "logferry.sinks.builtin"}
 ENTRY_POINT_GROUP = "logferry"
 
 log = logging.getLogger("logferry.plugins")
@@ -77,9 +78,9 @@ def get_plugin_manager(
     pm = pluggy.PluginManager("logferry")
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm)
-    for module_name in BUILTIN_PLUGINS:
-        info = PluginInfo(name=module_name, version=__version__, origin="built-in", distribution="logferry")
-        if module_name in blocked:
+    for name, module_name in BUILTIN_PLUGINS.items():
+        info = PluginInfo(name=name, version=__version__, origin="built-in", distribution="logferry")
+        if name in blocked:
             host._block(info)
             continue
         host._register(info, lambda name=module_name: importlib.import_module(name))

@@ -58,10 +58,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .batch import Batch
 from .plugins import PluginHost, get_plugin_manager
-from .sink import Sink
-from .threadloop import quick_gil_handoff
+from .records.batch import Batch
+from .sinks.base import Sink
+from .sinks.threadloop import quick_gil_handoff
 
 __all__ = [
     "SLOW_CALLBACK",

@@ -1,1 +1,1 @@
-"""The sinks that ship inside logferry: the writer-thread file sink (also stdout) and ``null:``."""
+"""Where lines go: the :class:`~logferry.sinks.base.Sink` interface and the built-in sinks (file, stdout, null)."""

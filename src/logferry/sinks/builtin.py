@@ -9,10 +9,10 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
-from ..formats import FORMATS
 from ..hookspecs import hookimpl
+from ..records.formats import FORMATS
 from ..settings import Settings
-from ..sink import Sink
+from .base import Sink
 from .file import STDOUT, FileSink, NullSink
 
 _FILE_OPTIONS = {"format", "fsync", "mode"}

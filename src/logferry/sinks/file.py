@@ -1,6 +1,6 @@
 """The writer-thread file sink: appends lines to a file (or stdout) from a thread of its own.
 
-The engine's loop never touches the file: as a :class:`~logferry.sink.ThreadedSink` it writes on a
+The engine's loop never touches the file: as a :class:`~logferry.sinks.base.ThreadedSink` it writes on a
 thread and event loop of its own, so a slow disk only slows this sink, and its errors surface in
 ``send``. Everything queued for it goes out in one ``writev``.
 A batch is acknowledged once ``write(2)`` has taken it all (it survives a crash of logferry);
@@ -23,10 +23,10 @@ import stat
 import time
 from typing import Any
 
-from ..batch import Batch, first_line_end, last_line_end
 from ..errors import SinkError
-from ..formats import encode
-from ..sink import Sink, ThreadedSink
+from ..records.batch import Batch, first_line_end, last_line_end
+from ..records.formats import encode
+from .base import Sink, ThreadedSink
 
 STDOUT = "-"
 _IOV_MAX = 1024

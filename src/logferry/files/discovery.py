@@ -33,14 +33,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from .checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
+from ..state.checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key, line_id_base, next_origin
 from .listing import Found, Listing, copy_guards, guards, inspect, survey, tails, unmatched
 from .tailer import HEAD_KEPT, Tailer
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .settings import Settings
+    from ..engine import Engine
+    from ..settings import Settings
 
 log = logging.getLogger("logferry.discovery")
 

@@ -2,7 +2,7 @@
 
 One coroutine per file (the seed's design, kept): a file's reads, its position and its rotation
 state live in one place, and its batches leave in file order by construction. Idle files cost
-nothing here: they sleep until the shared :class:`~logferry.poller.Poller` (or a watcher hint) sees
+nothing here: they sleep until the shared :class:`~logferry.files.poller.Poller` (or a watcher hint) sees
 them change, so thousands of coroutines wake only when there is something to read.
 
 Reads happen on worker threads (``reader.read_step``); this coroutine only decides and queues.
@@ -17,13 +17,13 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from .batch import Batch
-from .checkpoints import DONE, FileRecord, new_file_id
+from ..records.batch import Batch
+from ..state.checkpoints import DONE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, GUARD, ID_HEAD, Fingerprint, Key, key_of, line_id_base, next_origin, open_readonly
 from .reader import Piece, Step, read_step
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 log = logging.getLogger("logferry.tailer")
 SMALL_READ = 64 << 10  # the least a read reserves of the in-flight budget

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .hookspecs import hookimpl
-from .settings import Settings
+from ..hookspecs import hookimpl
+from ..settings import Settings
 
 
 @hookimpl(trylast=True)

@@ -3,7 +3,7 @@
 The command a user reaches for when nothing arrives. It decides as a run's first scan does, with
 the same functions (``listing.survey`` and ``inspect``, ``discovery.saved_record``, ``match_heads``,
 ``starts_at_tail``, ``lineage_of``), so the two cannot disagree, and it is read-only: the checkpoint
-database is read with :func:`~logferry.checkpoints.read_records` (no lock, nothing written or
+database is read with :func:`~logferry.state.checkpoints.read_records` (no lock, nothing written or
 created), so it is safe beside a running logferry on the same state directory.
 
 What a run does after its first scan is not shown: files that appear later start at their head;
@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .checkpoints import DB_NAME, LIVE, FileRecord, read_records
-from .configview import effective_sinks
-from .discovery import lineage_of, match_heads, saved_record, starts_at_tail
-from .engine import own_outputs, patterns_of
-from .identity import FingerprintIndex, Key
-from .listing import COMPRESSED, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
-from .plugins import PluginHost
-from .settings import Settings
+from ..engine import own_outputs, patterns_of
+from ..files.discovery import lineage_of, match_heads, saved_record, starts_at_tail
+from ..files.identity import FingerprintIndex, Key
+from ..files.listing import COMPRESSED, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
+from ..plugins import PluginHost
+from ..settings import Settings
+from ..state.checkpoints import DB_NAME, LIVE, FileRecord, read_records
+from .config import effective_sinks
 
 # Where a followed file starts (FileView.start).
 CHECKPOINT = "checkpoint"  # at its saved offset

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError, LogferryError
-from .identity import Fingerprint, Key
+from ..errors import ConfigError, LogferryError
+from ..files.identity import Fingerprint, Key
 
 log = logging.getLogger("logferry.checkpoints")
 T = TypeVar("T")

@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .errors import ConfigError, LogferryError
+from ..errors import ConfigError, LogferryError
 
 EXAMPLES = 3  # lines of each kind shown per input
 SHOWN_CHARS = 60  # a longer line is shown cut, ending in "…"

@@ -1,7 +1,7 @@
 """File-system events as wake-up hints, from one watchdog observer (never one watch per file).
 
 Create, move and delete events in the directories the patterns live in trigger a scan now.
-Growth events are asked for per directory, and only where :mod:`logferry.hints` decides it is
+Growth events are asked for per directory, and only where :mod:`logferry.files.hints` decides it is
 cheap: watchdog turns every write into a Python event. Events stay a hint: scans and polling remain
 the source of truth, so network file systems and exhausted inotify limits lose latency, never lines.
 """

@@ -25,11 +25,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .batch import Batch
-from .checkpoints import FileRecord
-from .errors import LogferryError, SinkError
-from .reader import Lease
-from .sink import Sink
+from ..errors import LogferryError, SinkError
+from ..files.reader import Lease
+from ..records.batch import Batch
+from ..sinks.base import Sink
+from ..state.checkpoints import FileRecord
 
 log = logging.getLogger("logferry.pipeline")
 

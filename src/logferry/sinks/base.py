@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .batch import Batch
+from ..records.batch import Batch
 from .threadloop import LoopThread
 
 

@@ -17,9 +17,9 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from .configview import mask_url
-from .errors import ConfigError, LogferryError
-from .metrics import LAG_INTERVAL
+from ..errors import ConfigError, LogferryError
+from ..metrics import LAG_INTERVAL
+from .config import mask_url
 
 REFRESH = 1.0
 MAX_FILE_SERIES = 100

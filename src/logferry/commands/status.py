@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any, TextIO
 
-from .configview import mask_url
+from .config import mask_url
 
 log = logging.getLogger("logferry.stats")
 

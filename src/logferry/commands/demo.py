@@ -15,9 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from .engine import Engine
-from .plugins import PluginHost
-from .settings import Settings, SinkSpec
+from ..engine import Engine
+from ..plugins import PluginHost
+from ..settings import Settings, SinkSpec
 from .verify import print_report, verify_files
 
 WRITE_SECONDS = 2.0  # how long the writers keep writing

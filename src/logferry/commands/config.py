@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from .settings import OPTIONS, SECTIONS, Option, Settings, SinkSpec
+from ..settings import OPTIONS, SECTIONS, Option, Settings, SinkSpec
 
 MASK = "***"
 
