@@ -248,7 +248,8 @@ def state_by_api(in_dir: Path, names: list[str], state: Path) -> float:
     import asyncio
 
     from logferry.files.identity import Fingerprint, guard_of
-    from logferry.state.checkpoints import LIVE, CheckpointStore, FileRecord, new_file_id
+    from logferry.files.record import LIVE, FileRecord, new_file_id
+    from logferry.state.checkpoints import CheckpointStore
 
     async def write() -> None:
         store = CheckpointStore(state)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import logferry
+from logferry.delivery.budget import Budget
 from logferry.delivery.pipeline import Pipeline
 from logferry.engine import Engine
 from logferry.errors import SinkError
@@ -22,11 +23,30 @@ from logferry.testing import run_without_blocking
 
 @dataclass(eq=False)
 class Rec:
-    """What the pipeline needs of a file's checkpoint record: the offset it moves, and a guard."""
+    """A source as delivery sees it: batches of one source go out, and are acknowledged, in order."""
 
+    acked: list[tuple[str, int]]  # (path, offset) of every position acknowledged, in order
     path: str
     offset: int = 0
-    guard: bytes = b""
+
+    def at(self, end: int) -> At:
+        return At(self, end)
+
+
+@dataclass
+class At:
+    """A position in a ``Rec``: what the pipeline acknowledges once every sink has the batch."""
+
+    source: Rec
+    end: int
+
+    def acknowledge(self) -> None:
+        self.source.offset = self.end
+        self.source.acked.append((self.source.path, self.end))
+
+
+async def submit(pipeline: Pipeline, rec: Rec, b: Batch) -> None:
+    await pipeline.submit(b, rec.at(b.end))
 
 
 @dataclass
@@ -84,8 +104,8 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def started(sinks: list[logferry.Sink], acked: list[tuple[str, int]], **kw) -> tuple[Pipeline, list[asyncio.Task]]:
-    pipeline = Pipeline(sinks, 64 << 20, lambda rec, _n: acked.append((rec.path, rec.offset)), **kw)
+async def started(sinks: list[logferry.Sink], **kw) -> tuple[Pipeline, list[asyncio.Task]]:
+    pipeline = Pipeline(sinks, Budget(64 << 20), **kw)
     await pipeline.start()
     return pipeline, [asyncio.create_task(pipeline.consume(i)) for i in range(len(sinks))]
 
@@ -100,13 +120,13 @@ async def finish(pipeline: Pipeline, consumers: list[asyncio.Task]) -> None:
 def test_an_idle_sink_gets_a_batch_at_once_and_a_busy_one_gets_what_queued_in_one_call() -> None:
     async def main() -> None:
         sink, acked = Gate(), []
-        pipeline, consumers = await started([sink], acked)
-        recs = [Rec(f"f{i}") for i in range(5)]
-        await pipeline.submit(recs[0], batch("f0", 0, [b"first"]), b"")
+        pipeline, consumers = await started([sink])
+        recs = [Rec(acked, f"f{i}") for i in range(5)]
+        await submit(pipeline, recs[0], batch("f0", 0, [b"first"]))
         await settle()
         assert [len(c.batches) for c in sink.calls] == [1]  # no waiting for more: it went out alone
         for i, rec in enumerate(recs):  # while that call runs, every file queues more
-            await pipeline.submit(rec, batch(rec.path, 6 if i == 0 else 0, [b"a", b"b"]), b"")
+            await submit(pipeline, rec, batch(rec.path, 6 if i == 0 else 0, [b"a", b"b"]))
         await settle()
         assert len(sink.calls) == 1  # one call in flight at most (the default)
         sink.calls[0].release.set()
@@ -124,8 +144,8 @@ def test_an_idle_sink_gets_a_batch_at_once_and_a_busy_one_gets_what_queued_in_on
 def test_coalesced_calls_respect_the_sinks_byte_and_line_limits() -> None:
     async def main() -> None:
         sink, acked = Gate(max_bytes=100, max_lines=7, auto=True), []
-        pipeline, consumers = await started([sink], acked)
-        recs = [Rec(f"file{i}") for i in range(6)]
+        pipeline, consumers = await started([sink])
+        recs = [Rec(acked, f"file{i}") for i in range(6)]
         expected: dict[str, list[bytes]] = {}
         rng = random.Random(7)
         offsets = dict.fromkeys((r.path for r in recs), 0)
@@ -136,7 +156,7 @@ def test_coalesced_calls_respect_the_sinks_byte_and_line_limits() -> None:
                 expected.setdefault(rec.path, []).extend(lines)
                 b = batch(rec.path, offsets[rec.path], lines)
                 offsets[rec.path] = b.end
-                await pipeline.submit(rec, b, b"")
+                await submit(pipeline, rec, b)
         await finish(pipeline, consumers)  # everything was queued before the consumer first ran
         for call in sink.calls:
             size = sum(len(b.data) for b in call.batches)
@@ -158,12 +178,12 @@ def test_coalesced_calls_respect_the_sinks_byte_and_line_limits() -> None:
 def test_a_checkpoint_never_passes_a_call_in_flight_when_a_later_call_finishes_first() -> None:
     async def main() -> None:
         sink, acked = Gate(max_bytes=10, in_flight=3), []  # 10 bytes: each batch a call of its own
-        pipeline, consumers = await started([sink], acked)
-        a, b = Rec("a"), Rec("b")
-        await pipeline.submit(a, batch("a", 0, [b"a-first"]), b"")
+        pipeline, consumers = await started([sink])
+        a, b = Rec(acked, "a"), Rec(acked, "b")
+        await submit(pipeline, a, batch("a", 0, [b"a-first"]))
         await settle()
-        await pipeline.submit(a, batch("a", 8, [b"a-second"]), b"")
-        await pipeline.submit(b, batch("b", 0, [b"b-first!!"]), b"")  # 10 bytes: a full call's worth
+        await submit(pipeline, a, batch("a", 8, [b"a-second"]))
+        await submit(pipeline, b, batch("b", 0, [b"b-first!!"]))  # 10 bytes: a full call's worth
         await settle()
         # Two calls run: a's first batch and b's. a's second batch waits for a's call, although a
         # third call may run: a file's lines are never in two calls at once.
@@ -187,14 +207,14 @@ def test_a_checkpoint_never_passes_a_call_in_flight_when_a_later_call_finishes_f
 def test_a_retried_call_does_not_reorder_a_files_lines_while_other_calls_pass() -> None:
     async def main() -> None:
         sink, acked = Gate(max_bytes=4, in_flight=2), []  # each batch below is a full call's worth
-        pipeline, consumers = await started([sink], acked)
-        a, b = Rec("a"), Rec("b")
-        await pipeline.submit(a, batch("a", 0, [b"a-1"]), b"")
+        pipeline, consumers = await started([sink])
+        a, b = Rec(acked, "a"), Rec(acked, "b")
+        await submit(pipeline, a, batch("a", 0, [b"a-1"]))
         await settle()
         sink.calls[0].fail = True
         sink.calls[0].release.set()  # a's first call fails: it is retried after a backoff
-        await pipeline.submit(a, batch("a", 4, [b"a-2"]), b"")
-        await pipeline.submit(b, batch("b", 0, [b"b-1"]), b"")
+        await submit(pipeline, a, batch("a", 4, [b"a-2"]))
+        await submit(pipeline, b, batch("b", 0, [b"b-1"]))
         await settle()
         assert [c.batches[0].path for c in sink.calls] == ["a", "b"]  # b passes; a-2 waits for a-1
         sink.calls[1].release.set()
@@ -215,10 +235,10 @@ def test_a_retried_call_does_not_reorder_a_files_lines_while_other_calls_pass() 
 def test_a_cut_batch_is_acknowledged_only_once_every_piece_is() -> None:
     async def main() -> None:
         sink, acked = Gate(max_lines=2), []
-        pipeline, consumers = await started([sink], acked)
-        a = Rec("a")
+        pipeline, consumers = await started([sink])
+        a = Rec(acked, "a")
         big = batch("a", 100, [b"%d" % n for n in range(5)])
-        await pipeline.submit(a, big, b"")
+        await submit(pipeline, a, big)
         for piece in range(3):
             await asyncio.wait_for(_until(lambda: len(sink.calls) == piece + 1), 10)
             assert acked == []  # not before the last piece
@@ -236,21 +256,21 @@ def test_under_sustained_load_calls_wait_out_the_send_interval_unless_full() -> 
     async def main() -> None:
         sink, acked = Gate(max_bytes=100, auto=True), []
         sink.send_interval = 0.3
-        pipeline, consumers = await started([sink], acked)
+        pipeline, consumers = await started([sink])
         loop = asyncio.get_running_loop()
-        await pipeline.submit(Rec("a"), batch("a", 0, [b"quiet until now"]), b"")
+        await submit(pipeline, Rec(acked, "a"), batch("a", 0, [b"quiet until now"]))
         await settle()
         first = loop.time()
         assert len(sink.calls) == 1  # after a quiet spell: at once
-        await pipeline.submit(Rec("b"), batch("b", 0, [b"soon after"]), b"")
+        await submit(pipeline, Rec(acked, "b"), batch("b", 0, [b"soon after"]))
         await settle()
-        await pipeline.submit(Rec("c"), batch("c", 0, [b"and more"]), b"")
+        await submit(pipeline, Rec(acked, "c"), batch("c", 0, [b"and more"]))
         await settle()
         assert len(sink.calls) == 1  # not full: it waits for the interval, gathering what comes
         await asyncio.wait_for(_until(lambda: len(sink.calls) == 2), 10)
         assert loop.time() - first >= 0.3
         assert sorted(b.path for b in sink.calls[1].batches) == ["b", "c"]
-        await pipeline.submit(Rec("d"), batch("d", 0, [b"x" * 99]), b"")  # a full call's worth
+        await submit(pipeline, Rec(acked, "d"), batch("d", 0, [b"x" * 99]))  # a full call's worth
         await settle()
         assert len(sink.calls) == 3  # goes at once, interval or not
         await finish(pipeline, consumers)
@@ -261,9 +281,9 @@ def test_under_sustained_load_calls_wait_out_the_send_interval_unless_full() -> 
 def test_a_batch_acknowledged_by_one_sink_waits_for_the_other() -> None:
     async def main() -> None:
         fast, slow, acked = Gate(auto=True, in_flight=4), Gate(), []
-        pipeline, consumers = await started([fast, slow], acked)
-        a = Rec("a")
-        await pipeline.submit(a, batch("a", 0, [b"x"]), b"")
+        pipeline, consumers = await started([fast, slow])
+        a = Rec(acked, "a")
+        await submit(pipeline, a, batch("a", 0, [b"x"]))
         await settle()
         assert len(fast.delivered) == 1 and acked == []
         slow.calls[0].release.set()

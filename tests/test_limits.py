@@ -70,7 +70,7 @@ def test_checkpoints_of_files_long_gone_are_forgotten(settings, tmp_path: Path, 
     (tmp_path / "in" / "gone.log").unlink()
     (tmp_path / "in" / "kept.log").write_bytes(b"y\n")
     time.sleep(0.6)
-    monkeypatch.setattr("logferry.engine.FORGET_EVERY", 0.0)
+    monkeypatch.setattr("logferry.state.committer.FORGET_EVERY", 0.0)
     run_engine(s.replace(once=False), lambda engine: asyncio.sleep(0.5))
 
     async def records() -> list[str]:
@@ -236,10 +236,10 @@ def test_with_many_files_and_a_stalled_sink_only_the_budget_is_read(settings, tm
     async def until(engine) -> tuple[int, int, int, int]:
         await wait_for(lambda: engine.stats()["files"] == 60)
         await asyncio.sleep(0.5)
-        tailers = list(engine._tailers)
-        held = engine.pipeline.inflight_bytes + sum(t.reserved for t in tailers)
+        stats = engine.stats()
+        held = stats["inflight_bytes"] + stats["reserved_bytes"]
         tasks = sum(1 for task in asyncio.all_tasks() if task.get_name().startswith("tail "))
-        return held, sum(1 for t in tailers if t.pos > 0), tasks
+        return held, sum(1 for n in stats["file_read_bytes"].values() if n), tasks
 
     _, (held, read, tasks) = run_engine(s, until, sinks=[sink])
     # Readers reserve budget before they read: data in memory stays within it (one read over at
@@ -308,7 +308,7 @@ def test_a_file_started_unopened_that_grows_past_the_budget_is_read_to_its_end(s
         for p in grown:  # 330 KB each, five times the budget: the reader parks and resumes
             await asyncio.to_thread(lambda p=p: append(p, lines(p.stem, 30_000)))  # made and written off the loop
         await wait_for(lambda: holds_lines(tmp_path / "out.log", 20 + 30_000 * len(grown)))
-        await wait_for(lambda: engine.pipeline.room() == 64 << 10)  # no reservation left behind
+        await wait_for(lambda: engine.pipeline.budget.room() == 64 << 10)  # no reservation left behind
         return engine.stats()["files"]
 
     _, followed = run_engine(settings(max_open_files=5, max_inflight_bytes=64 << 10), until)

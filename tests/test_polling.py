@@ -20,7 +20,7 @@ def sweeps_while_idle(settings, tmp_path: Path, seconds: float, **kw) -> int:
     async def until(engine) -> int:
         await wait_for(lambda: len((tmp_path / "out.log").read_bytes().splitlines()) == 20)
         if s.watch:
-            await wait_for(lambda: engine.hints is not None and engine.hints.covers(str(tmp_path / "in" / "f0.log")))
+            await wait_for(lambda: engine.followed.hints is not None and engine.followed.hints.covers(str(tmp_path / "in" / "f0.log")))
         await asyncio.sleep(1.0)  # every file has been quiet for a while (checks due before are over)
         before = engine.poller.sweeps
         await asyncio.sleep(seconds)

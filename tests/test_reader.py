@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from logferry.files.identity import EMPTY_GUARD, GUARD, digest
-from logferry.files.reader import Buffers, LinePolicy, read_size_for, read_step
+from logferry.files.reader import Buffers, LinePolicy, Read, read_size_for, read_step
 
 
 def read_all(path: Path, policy: LinePolicy, final: bool = False) -> tuple[list[bytes], int, list]:
@@ -17,7 +17,7 @@ def read_all(path: Path, policy: LinePolicy, final: bool = False) -> tuple[list[
     pos, guard, discarding, out, pieces = 0, EMPTY_GUARD, False, [], []
     try:
         while True:
-            step = read_step(fd, pos, guard, discarding, policy, 1024, final)
+            step = read_step(Read(fd, pos, guard, discarding, policy, 1024, final))
             assert not step.truncated
             if not step.pieces:
                 return out, pos, pieces
@@ -64,7 +64,7 @@ def test_a_huge_unterminated_line_never_needs_more_than_max_line_in_memory(tmp_p
     path.write_bytes(b"x" * 100_000)  # no newline yet, 10x the maximum
     fd = os.open(path, os.O_RDONLY)
     try:
-        step = read_step(fd, 0, EMPTY_GUARD, False, LinePolicy(10_000, policy, read_size=4096), 1024)
+        step = read_step(Read(fd, 0, EMPTY_GUARD, False, LinePolicy(10_000, policy, read_size=4096), 1024))
     finally:
         os.close(fd)
     assert all(len(p.data) <= 10_001 for p in step.pieces)
@@ -88,8 +88,8 @@ def test_a_rewritten_file_is_noticed_by_the_guard_before_the_offset(tmp_path: Pa
     path.write_bytes(b"b" * 100 + b"\n" + b"more\n")  # same size, different bytes before offset 101
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert read_step(fd, 101, guard, False, LinePolicy(1 << 20, "split"), 1024).truncated
-        assert read_step(fd, 500, guard, False, LinePolicy(1 << 20, "split"), 1024).truncated
+        assert read_step(Read(fd, 101, guard, False, LinePolicy(1 << 20, "split"), 1024)).truncated
+        assert read_step(Read(fd, 500, guard, False, LinePolicy(1 << 20, "split"), 1024)).truncated
     finally:
         os.close(fd)
 

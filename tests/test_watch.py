@@ -49,7 +49,7 @@ def test_a_growth_event_wakes_a_resting_file_long_before_its_next_check(settings
 
     async def until(engine) -> float:
         await wait_for(lambda: (tmp_path / "out.log").exists() and (tmp_path / "out.log").read_bytes() == b"one\n")
-        await wait_for(lambda: engine.hints is not None and engine.hints.covers(str(log)))  # the directory is calm: events cover it
+        await wait_for(lambda: engine.followed.hints is not None and engine.followed.hints.covers(str(log)))  # the directory is calm: events cover it
         await asyncio.sleep(0.5)  # the file is resting now: its next check is seconds away
         started = time.monotonic()
         with log.open("ab") as f:
@@ -67,12 +67,12 @@ def test_a_directory_whose_files_grow_fast_is_polled_not_watched(settings, tmp_p
     log.write_bytes(b"")
 
     async def until(engine) -> tuple[bool, bool]:
-        await wait_for(lambda: engine.hints is not None and engine.hints.covers(str(log)))
+        await wait_for(lambda: engine.followed.hints is not None and engine.followed.hints.covers(str(log)))
         with log.open("ab", buffering=0) as f:
             for n in range(400):  # 400 lines over 2 s: far above the rate where events cost more than polls
                 f.write(b"%d\n" % n)
                 await asyncio.sleep(0.005)
-        busy = engine.hints.covers(str(log))
+        busy = engine.followed.hints.covers(str(log))
         await wait_for(lambda: len((tmp_path / "out.log").read_bytes().splitlines()) == 400)
         return busy, True
 

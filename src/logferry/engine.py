@@ -23,30 +23,31 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .delivery.budget import Budget
 from .delivery.pipeline import Pipeline
 from .errors import ConfigError, LogferryError, NotAcknowledged
 from .files.descriptors import Descriptors
 from .files.discovery import Discovery
+from .files.followed import Followed
 from .files.losses import Losses
 from .files.poller import Poller
 from .files.reader import LinePolicy, read_size_for
-from .files.tailer import Tailer
+from .files.tailer import Wiring
 from .metrics import Metrics, age
 from .plugins import PluginHost, get_plugin_manager
 from .settings import Settings, SinkSpec
 from .sinks.base import Sink
 from .sinks.threadloop import quick_gil_handoff
-from .state.checkpoints import CheckpointStore, FileRecord
+from .state.checkpoints import CheckpointStore
+from .state.committer import Committer
 
 if TYPE_CHECKING:
-    from .files.hints import GrowthHints
     from .files.watch import Watcher
 
 log = logging.getLogger("logferry.engine")
 T = TypeVar("T")
 
 READ_THREADS = 4
-FORGET_EVERY = 3600.0
 ONCE_RETRY_LIMIT = 5
 
 
@@ -74,35 +75,35 @@ class Engine:
         self.sinks = sinks if sinks is not None else [self.host.make_sink(s.url, s.options, settings) for s in specs]
         if not self.sinks:
             raise ConfigError("no sinks: every line needs somewhere to go")
-        self.outputs = own_outputs(self.sinks)
-        self.policy = LinePolicy(settings.max_line_bytes, settings.long_lines,
-                                 read_size_for(settings.max_inflight_bytes,
-                                               min(sink.max_bytes_per_send for sink in self.sinks)))
         self.losses = Losses()
         self.metrics = Metrics()
-        self.stopping = False
         self.started_at = 0.0
-        self.store = CheckpointStore(settings.state_dir, settings.reset_unreadable_checkpoints)
-        self._failed_commits = 0  # in a row: logged when it starts and when it ends
-        self.pipeline = Pipeline(self.sinks, settings.max_inflight_bytes, self._acknowledged,
-                                 ONCE_RETRY_LIMIT if settings.once else None)
-        self.poller = Poller(settings.poll_interval, self.blocking, self.pipeline)
-        self.discovery = Discovery(self, self.patterns)
         self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="logferry-read")
-        self._dirty: dict[int, FileRecord] = {}
-        self._unsaved_bytes = 0  # acknowledged since the last commit: what a crash would re-deliver
-        self._commit_soon = asyncio.Event()
-        self._tailers: dict[Tailer, asyncio.Task[None] | None] = {}  # None: dormant (see Tailer.go_dormant)
-        self._no_tailers = asyncio.Event()  # every followed file is done (what --once waits for)
+        # The stages, from the checkpoints up: each sees the ones it needs through narrow protocols.
+        self.committer = Committer(CheckpointStore(settings.state_dir, settings.reset_unreadable_checkpoints),
+                                   settings.commit_interval, settings.max_inflight_bytes, settings.forget_after)
+        self.pipeline = Pipeline(self.sinks, Budget(settings.max_inflight_bytes),
+                                 ONCE_RETRY_LIMIT if settings.once else None)
+        self.poller = Poller(settings.poll_interval, self.blocking, self.pipeline.budget)
         self.descriptors = Descriptors(settings.max_open_files or 0)
+        self.followed = Followed(self.descriptors)
+        policy = LinePolicy(settings.max_line_bytes, settings.long_lines,
+                            read_size_for(settings.max_inflight_bytes, min(s.max_bytes_per_send for s in self.sinks)))
+        wiring = Wiring(settings, policy, self.blocking, self.pipeline.budget, self.pipeline, self.committer,
+                        self.poller, self.descriptors, self.followed, self.losses)
+        self.discovery = Discovery(wiring, self.patterns, own_outputs(self.sinks))
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
-        self.ready = asyncio.Event()  # set by discovery after the first scan
-        self._tasks: asyncio.TaskGroup | None = None
         self._run_task: asyncio.Task[None] | None = None  # set by start()
-        self.hints: GrowthHints | None = None  # growth events, when a watcher runs
-        self._by_path: dict[str, Tailer] = {}  # rebuilt when stale: events name paths
-        self._paths_stale = True
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once the first scan is done and its files are being followed."""
+        return self.discovery.ready
+
+    @property
+    def stopping(self) -> bool:
+        return self.followed.stopping
 
     # -- the public surface --------------------------------------------------------
 
@@ -114,7 +115,8 @@ class Engine:
             await self._run()
 
     async def _run(self) -> None:
-        self.discovery.load(await self.store.open())
+        store = self.committer.store
+        self.discovery.load(await store.open())
         failure: LogferryError | None = None
         try:
             try:
@@ -125,12 +127,12 @@ class Engine:
                     raise
                 failure = exc  # told with what it left unacknowledged (below)
             finally:
-                await self._commit()
+                await self.committer.commit()
                 if not await self._within(time.monotonic() + self.settings.shutdown_timeout,
                                           self.pipeline.stop_sinks()):
                     log.warning("a sink did not stop within %ss; abandoned", self.settings.shutdown_timeout)
         finally:
-            await self.store.close()
+            await store.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self.settings.once:
             self._raise_if_incomplete(failure)
@@ -142,10 +144,10 @@ class Engine:
         if (not nbytes and not files) or isinstance(failure, ConfigError):
             if failure is not None:
                 raise failure
-            if self._dirty:
-                files = f"{len(self._dirty)} file{'' if len(self._dirty) == 1 else 's'}"
+            if unsaved := self.committer.unsaved:
+                files = f"{unsaved} file{'' if unsaved == 1 else 's'}"
                 raise LogferryError(f"the checkpoints of {files} could not be saved in "
-                                    f"{self.store.path} (see above): what they shipped since the last save "
+                                    f"{self.committer.store.path} (see above): what they shipped since the last save "
                                     "is shipped again next run")
             return
         cause = str(failure) if failure is not None else (
@@ -190,7 +192,7 @@ class Engine:
 
     def progress(self) -> list[tuple[str, int, int]]:
         """(path, acknowledged offset, size last seen) for every followed file."""
-        return [(t.path, t.record.offset, t.size) for t in self._tailers]
+        return [(t.path, t.record.offset, t.size) for t in self.followed]
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the run's numbers (a new dict each call; totals count since :meth:`run` began).
@@ -201,116 +203,55 @@ class Engine:
         ``acked_bytes``: acknowledged by every sink; ``checkpoint_lag_bytes``: read but not yet saved in
         the checkpoint store; ``unread_bytes``: seen in followed files, not yet read; ``oldest_unshipped_age``:
         seconds since the oldest batch in flight was read; ``loop_lag``: the event loop's wake-up lateness
-        (a histogram, see :mod:`logferry.metrics`); ``sinks``: per sink :class:`~logferry.delivery.pipeline.SinkStats`.
+        (a histogram, see :mod:`logferry.metrics`); ``sinks``: per sink :class:`~logferry.delivery.pipeline.SinkStats`;
+        ``reserved_bytes``: the in-flight budget held for reads under way.
         """
-        metrics, tailers = self.metrics, list(self._tailers)
+        tailers, totals = list(self.followed), self.pipeline.totals
         return {
             "files": len(tailers),
             "open_files": self.descriptors.count,
             "uptime": time.monotonic() - self.started_at if self.started_at else 0.0,
             "inflight_bytes": self.pipeline.inflight_bytes,
+            "reserved_bytes": self.pipeline.budget.reserved,
             "sinks": {s.describe(): dict(vars(st)) for s, st in zip(self.sinks, self.pipeline.stats)},
             "lost_bytes": self.losses.by_reason(),
-            "files_followed": metrics.files_followed,
+            "files_followed": self.followed.started,
             "unreadable_files": self.discovery.unreadable,
             "cut_lines": sum(self.losses.cut_lines.values()),
             "scans": self.discovery.scans,
             "poll_sweeps": self.poller.sweeps,
-            "read_bytes": metrics.read_bytes,
-            "read_lines": metrics.read_lines,
-            "read_batches": metrics.read_batches,
-            "acked_bytes": metrics.acked_bytes,
+            "read_bytes": totals.read_bytes,
+            "read_lines": totals.read_lines,
+            "read_batches": totals.read_batches,
+            "acked_bytes": totals.acked_bytes,
             "file_read_bytes": {t.path: t.read_bytes for t in tailers},
-            "checkpoint_lag_bytes": sum(t.pos - t.record.offset for t in tailers) + self._unsaved_bytes,
+            "checkpoint_lag_bytes": sum(t.pos - t.record.offset for t in tailers) + self.committer.unsaved_bytes,
             "unread_bytes": sum(max(0, t.size - t.pos) for t in tailers),
             "oldest_unshipped_age": age(self.pipeline.oldest_read_at),
-            "loop_lag": metrics.loop_lag.snapshot(),
+            "loop_lag": self.metrics.loop_lag.snapshot(),
         }
 
-    # -- services for the stages -----------------------------------------------------
+    # -- what the stages share ---------------------------------------------------------
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking file-system call on the read pool, never on the loop."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def start_tailer(self, tailer: Tailer) -> None:
-        self._tailers[tailer] = None
-        self.metrics.files_followed += 1
-        if not (tailer.go_dormant() or tailer.park_before_start()):
-            self.run_tailer(tailer)
-        self._no_tailers.clear()
-        self._paths_stale = True
-        if self.hints is not None:
-            self.hints.follow(tailer.path)
-
-    def run_tailer(self, tailer: Tailer) -> None:
-        """Give ``tailer`` its task (now, or when it wakes from dormancy)."""
-        assert self._tasks is not None
-        self._tailers[tailer] = self._tasks.create_task(tailer.run(), name=f"tail {tailer.path}")
-
-    def tailer_parked(self, tailer: Tailer) -> None:
-        """``tailer``'s task ends while it waits for the budget (see Pipeline.park)."""
-        self._tailers[tailer] = None
-
-    def tailer_done(self, tailer: Tailer) -> None:
-        self._tailers.pop(tailer, None)
-        self._paths_stale = True
-        self.discovery.tailer_done(tailer)  # may start the next file of its log
-        if not self._tailers:
-            self._no_tailers.set()
-
-    def path_changed(self) -> None:
-        """A tailer's file was found under another name."""
-        self._paths_stale = True
-
-    def _wake_path(self, path: str) -> None:
-        """A growth event for ``path``: wake the tailer following it, if any."""
-        tailer = self._by_path.get(path)
-        if (tailer is None or tailer.path != path) and self._paths_stale:
-            self._by_path = {t.path: t for t in self._tailers}
-            self._paths_stale = False
-            tailer = self._by_path.get(path)
-        if tailer is not None and tailer.path == path:
-            tailer.wake()
-
-    def _acknowledged(self, record: FileRecord, nbytes: int) -> None:
-        self.record_changed(record)
-        self.metrics.acked_bytes += nbytes
-        self._unsaved_bytes += nbytes
-        if self._unsaved_bytes >= self.settings.max_inflight_bytes:
-            self._commit_soon.set()  # bound re-deliveries after a crash by bytes, not only by time
-
-    def file_active(self, tailer: Tailer) -> None:
-        """``tailer`` read something: the last to give its descriptor back; counts towards its
-        directory's growth rate."""
-        self.descriptors.active(tailer)
-        if self.hints is not None:
-            self.hints.grew(tailer.path)
-
-    def record_changed(self, record: FileRecord) -> None:
-        """An offset moved (acknowledged) or a state changed: save it at the next commit."""
-        self._dirty[id(record)] = record
-
-    async def persist(self, records: list[FileRecord]) -> None:
-        """Save these records now (new files: their identity is durable before a line is read)."""
-        for record in records:
-            self._dirty.pop(id(record), None)
-        while not await self._save(records):  # its lines wait: a full state disk holds the reader back
-            await asyncio.sleep(self.settings.commit_interval)
 
     # -- the stages --------------------------------------------------------------------
 
     async def _run_stages(self) -> None:
         try:
             async with asyncio.TaskGroup() as tasks:
-                self._tasks = tasks
+                self.followed.bind(tasks)
                 consumers = [tasks.create_task(self.pipeline.consume(i)) for i in range(len(self.sinks))]
-                services = [tasks.create_task(self.poller.run()), tasks.create_task(self._commit_loop()),
+                committing = self.committer.run(lambda: {t.record.file_id for t in self.followed},
+                                                lambda: not self.discovery.first_scan)
+                services = [tasks.create_task(self.poller.run()), tasks.create_task(committing),
                             tasks.create_task(self.metrics.probe_loop())]
                 scanning = tasks.create_task(self.discovery.run())
                 watcher = await self._start_watcher()
-                if self.hints is not None:
-                    services.append(tasks.create_task(self.hints.run()))
+                if self.followed.hints is not None:
+                    services.append(tasks.create_task(self.followed.hints.run()))
                 try:
                     await self._until_done(scanning)
                     await self._shut_down(consumers, services + [scanning])
@@ -328,15 +269,15 @@ class Engine:
 
         watcher = Watcher(self.patterns, asyncio.get_running_loop(), self.discovery.rescan_soon,
                           lambda paths: hints.delivered(paths))
-        hints = GrowthHints(watcher, self.blocking, self._wake_path, self.poller.wake_directory)
+        hints = GrowthHints(watcher, self.blocking, self.followed.wake_path, self.poller.wake_directory)
         try:
             await self.blocking(watcher.start)
         except Exception as exc:  # no events at all: polling alone still finds everything
             log.warning("file-system events unavailable (%s); polling only", exc)
             return None
-        self.hints = self.poller.hints = hints
+        self.followed.hints = self.poller.hints = hints
         self.discovery.watched = watcher.complete
-        for tailer in self._tailers:
+        for tailer in self.followed:
             hints.follow(tailer.path)
         return watcher
 
@@ -345,32 +286,25 @@ class Engine:
             await self._stop.wait()
             return
         await scanning
-        if self._tailers:  # one wait for all of them: waiting on each in turn is quadratic in files
-            stop, finished = asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._no_tailers.wait())
+        if len(self.followed):  # one wait for all of them: waiting on each in turn is quadratic in files
+            stop, finished = asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self.followed.all_done())
             await asyncio.wait([stop, finished], return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             finished.cancel()
 
     async def _shut_down(self, consumers: list[asyncio.Task[None]], services: list[asyncio.Task[None]]) -> None:
         """Stop reading; give the sinks ``shutdown_timeout`` to take what is in flight; cancel the rest."""
-        self.stopping = True
-        for tailer in list(self._tailers):
-            tailer.wake()
+        self.followed.stop()
         drained = await self._drain()
         if not drained and not self.settings.once:  # --once raises NotAcknowledged instead
             log.warning("stopping with %d bytes not acknowledged by every sink: they are read again next run",
                         self.pipeline.inflight_bytes)
         await self.pipeline.close_queues()
-        tasks = self._tailer_tasks()
+        tasks = self.followed.tasks()
         for task in [*tasks, *services] + ([] if drained else consumers):
             task.cancel()
         await asyncio.gather(*consumers, *services, *tasks, return_exceptions=True)
-        for tailer, task in self._tailers.items():
-            if task is None:
-                tailer.release_taskless()
-
-    def _tailer_tasks(self) -> list[asyncio.Task[None]]:
-        return [task for task in self._tailers.values() if task is not None]
+        self.followed.close_taskless()
 
     async def _drain(self) -> bool:
         """Wait for the sinks to acknowledge what was read; True if they did. A ``--once`` run that read
@@ -382,7 +316,7 @@ class Engine:
         return await self._within(time.monotonic() + self.settings.shutdown_timeout, work)
 
     async def _drain_tailers_and_pipeline(self) -> None:
-        tasks = self._tailer_tasks()
+        tasks = self.followed.tasks()
         if tasks:
             await asyncio.wait(tasks)
         await self.pipeline.drain()
@@ -416,56 +350,3 @@ class Engine:
             return True
         work.cancel()
         return False
-
-    async def _commit_loop(self) -> None:
-        last_forget = 0.0
-        while True:
-            try:
-                async with asyncio.timeout(self.settings.commit_interval):
-                    await self._commit_soon.wait()
-            except TimeoutError:
-                pass
-            self._commit_soon.clear()
-            await self._commit()
-            if time.monotonic() - last_forget > FORGET_EVERY and not self.discovery.first_scan:
-                last_forget = time.monotonic()
-                keep = {t.record.file_id for t in self._tailers}
-                try:
-                    forgotten = await self.store.forget(time.time() - self.settings.forget_after, keep)
-                except Exception as exc:  # a full state disk, say: old records wait for the next round
-                    log.warning("could not forget old checkpoints (%s: %s); trying again in %ds",
-                                type(exc).__name__, exc, int(FORGET_EVERY))
-                    continue
-                if forgotten:
-                    log.info("forgot %d checkpoints of files gone for over %ss", forgotten,
-                             int(self.settings.forget_after))
-
-    async def _commit(self) -> None:
-        """Save every changed record in one durable transaction."""
-        if not self._dirty:
-            return
-        records, self._dirty, self._unsaved_bytes = list(self._dirty.values()), {}, 0
-        now = time.time()
-        for record in records:
-            record.seen = now
-        await self._save(records)
-
-    async def _save(self, records: list[FileRecord]) -> bool:
-        """Save ``records``; on failure keep them for the next commit, say so once, return False."""
-        try:
-            await self.store.save(records)
-        except Exception as exc:
-            for record in records:
-                self._dirty.setdefault(id(record), record)
-            if not self._failed_commits:  # once, not every commit_interval while it lasts
-                log.error("could not save checkpoints in %s (%s); retrying every %gs, nothing is lost: until it "
-                          "works, a crash ships again what was acknowledged since", self.store.path,
-                          exc if isinstance(exc, LogferryError) else f"{type(exc).__name__}: {exc}",
-                          self.settings.commit_interval)
-            self._failed_commits += 1
-            return False
-        if self._failed_commits:
-            log.warning("checkpoints saved again in %s after %d failed commits", self.store.path,
-                        self._failed_commits)
-            self._failed_commits = 0
-        return True

@@ -57,20 +57,10 @@ class LagHistogram:
 
 @dataclass
 class Metrics:
-    """Totals since the engine started. Per sink numbers live in :class:`~logferry.delivery.pipeline.SinkStats`."""
+    """The engine's own measurements. What went through delivery is in
+    :class:`~logferry.delivery.pipeline.Totals`, per sink in :class:`~logferry.delivery.pipeline.SinkStats`."""
 
-    read_bytes: int = 0
-    read_lines: int = 0
-    read_batches: int = 0
-    acked_bytes: int = 0  # acknowledged by every sink
-    files_followed: int = 0  # files started this run (a rotated file and its successor: two)
     loop_lag: LagHistogram = field(default_factory=LagHistogram)
-
-    def read(self, nbytes: int, nlines: int) -> None:
-        """One batch left a tailer."""
-        self.read_bytes += nbytes
-        self.read_lines += nlines
-        self.read_batches += 1
 
     async def probe_loop(self, interval: float = LAG_INTERVAL) -> None:
         """Sleep ``interval`` again and again and record how late each wake-up came (until cancelled)."""

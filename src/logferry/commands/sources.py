@@ -24,7 +24,8 @@ from ..files.identity import FingerprintIndex, Key
 from ..files.listing import COMPRESSED, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
 from ..plugins import PluginHost
 from ..settings import Settings
-from ..state.checkpoints import DB_NAME, LIVE, FileRecord, read_records
+from ..files.record import LIVE, FileRecord
+from ..state.checkpoints import DB_NAME, read_records
 from .config import effective_sinks
 
 # Where a followed file starts (FileView.start).

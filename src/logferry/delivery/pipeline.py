@@ -7,11 +7,11 @@ gets few large calls and an idle one gets a batch at once. With ``max_sends_in_f
 another call starts while earlier ones run, once a full call's worth is queued; but a file's lines
 are never in two calls at once, so each file's batches reach the sink in order even when a call is
 retried, and a sink acknowledges each file's batches in order. A batch is acknowledged when every
-sink has; the record's offset therefore only ever moves forward over acknowledged bytes.
+sink has: then its :class:`Position` is told, so a source's saved position only ever moves forward
+over acknowledged bytes. What a position is (a file's offset, say) is the source's business: this
+module imports nothing from the files or the checkpoints.
 
-The budget counts the bytes in flight and the bytes readers have reserved for a read: a reader
-reserves before it reads and waits while the budget is used up, so a slow or stalled sink stops the
-readers (the files are the buffer) and memory stays bounded however many files there are.
+The bytes in flight come out of the :class:`~logferry.delivery.budget.Budget` readers reserve from.
 """
 
 from __future__ import annotations
@@ -22,27 +22,36 @@ import math
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..errors import LogferryError, SinkError
-from ..files.reader import Lease
 from ..records.batch import Batch
 from ..sinks.base import Sink
-from ..state.checkpoints import FileRecord
+from .budget import Budget
 
 log = logging.getLogger("logferry.pipeline")
 
 RETRY_FIRST, RETRY_MAX = 0.1, 30.0
 
 
+class Position(Protocol):
+    """Where a batch ends in its source, as delivery sees it: opaque, and able to acknowledge itself."""
+
+    @property
+    def source(self) -> Hashable:
+        """What orders delivery: batches of one source reach each sink, and are acknowledged, in order."""
+
+    def acknowledge(self) -> None:
+        """Every sink has the batch: its source may save this position (and free what the batch held)."""
+
+
 @dataclass(eq=False, slots=True)
 class _Entry:
-    record: FileRecord
+    position: Position
     batch: Batch
-    guard: bytes
     pending: int
-    lease: Lease | None
 
 
 @dataclass(eq=False, slots=True)
@@ -64,8 +73,8 @@ class _Lane:
     max_lines: int
     max_calls: int
     single: bool
-    queued: OrderedDict[int, deque[_Piece]] = field(default_factory=OrderedDict)  # file → its pieces; oldest first
-    busy: set[int] = field(default_factory=set)
+    queued: OrderedDict[Hashable, deque[_Piece]] = field(default_factory=OrderedDict)  # file → its pieces; oldest first
+    busy: set[Hashable] = field(default_factory=set)
     ready: list[int] = field(default_factory=lambda: [0, 0, 0])  # pieces, bytes, lines the next call could take
     interval: float = 0.0
     calls: int = 0
@@ -73,7 +82,7 @@ class _Lane:
     closing: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def put(self, key: int, piece: _Piece) -> None:
+    def put(self, key: Hashable, piece: _Piece) -> None:
         self.queued.setdefault(key, deque()).append(piece)
         if key not in self.busy:
             self._count((piece,), 1)
@@ -96,9 +105,9 @@ class _Lane:
             return 0.0
         return max(0.0, self.last_start + self.interval - now)
 
-    def take(self) -> tuple[list[int], list[_Piece]]:
+    def take(self) -> tuple[list[Hashable], list[_Piece]]:
         """The next call's pieces, oldest file first, up to the limits; their files become busy."""
-        files: list[int] = []
+        files: list[Hashable] = []
         pieces: list[_Piece] = []
         size = lines = 0
         for key in list(self.queued):
@@ -125,7 +134,7 @@ class _Lane:
                 break
         return files, pieces
 
-    def done(self, files: list[int]) -> None:
+    def done(self, files: list[Hashable]) -> None:
         """A call returned: its files are ready again, with what is queued for them."""
         for key in files:
             self.busy.discard(key)
@@ -164,31 +173,33 @@ class SinkStats:
     backlog_bytes: int = 0
 
 
+@dataclass
+class Totals:
+    """What went through delivery since the start."""
+
+    read_bytes: int = 0
+    """Submitted for the sinks (as read from the sources)."""
+    read_lines: int = 0
+    read_batches: int = 0
+    acked_bytes: int = 0
+    """Acknowledged by every sink."""
+
+
 class Pipeline:
     """Owns the sinks from start to stop."""
 
-    def __init__(
-        self,
-        sinks: list[Sink],
-        max_inflight: int,
-        on_acked: Callable[[FileRecord, int], None],
-        retry_limit: int | None = None,
-    ) -> None:
+    def __init__(self, sinks: list[Sink], budget: Budget, retry_limit: int | None = None) -> None:
         self.sinks = sinks
-        self.max_inflight = max_inflight
+        self.budget = budget
         self.retry_limit = retry_limit
         self.stats = [SinkStats() for _ in sinks]
-        self._on_acked = on_acked
+        self.totals = Totals()
         self._lanes = [_Lane(sink, max(1, sink.max_bytes_per_send), max(0, sink.max_lines_per_send),
                              max(1, sink.max_sends_in_flight),
                              interval=max(0.0, sink.send_interval),
                              # a sink without send_many takes one batch a call
                              single=type(sink).send_many is Sink.send_many) for sink in sinks]
-        self._inflight_bytes = 0
-        self._reserved = 0  # by readers, for the reads they are doing
         self._outstanding = 0
-        # Tasks waiting for room, and parked readers (size, resume): see park().
-        self._space_waiters: deque[asyncio.Future[None] | tuple[int, Callable[[int], None]]] = deque()
         self._idle: asyncio.Event = asyncio.Event()
         self._idle.set()
         self._started: list[Sink] = []
@@ -201,7 +212,7 @@ class Pipeline:
 
     @property
     def inflight_bytes(self) -> int:
-        return self._inflight_bytes
+        return self.budget.inflight
 
     async def start(self) -> None:
         """Start every sink; if one fails, stop those already started and raise."""
@@ -258,7 +269,7 @@ class Pipeline:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
 
-    async def _send(self, lane: _Lane, stats: SinkStats, files: list[int], pieces: list[_Piece],
+    async def _send(self, lane: _Lane, stats: SinkStats, files: list[Hashable], pieces: list[_Piece],
                     failed: list[BaseException]) -> None:
         """One ``send``/``send_many`` (retried until it passes), then its acknowledgements.
 
@@ -279,99 +290,37 @@ class Pipeline:
                 self._ack(piece.entry)
         lane.done(files)
 
-    def room(self) -> int:
-        """Bytes that may be reserved now without waiting."""
-        return max(0, self.max_inflight - self._inflight_bytes - self._reserved)
-
-    async def reserve(self, size: int) -> None:
-        """Reserve ``size`` bytes of the budget for a read; waits while it is used up."""
-        await self._wait_for(size)
-        self._reserved += size
-        if self.room():
-            self._wake_space_waiter()  # room for the next one too
-
-    def park(self, size: int, resume: Callable[[int], None]) -> bool:
-        """If ``size`` bytes cannot be reserved now, queue ``resume`` among the waiters and return True:
-        once there is room, the bytes are reserved for it and ``resume(size)`` is called (on the
-        loop). With thousands of files and a stalled sink, the files that wait hold no task."""
-        if not self._must_wait(size):
-            return False
-        self._space_waiters.append((size, resume))
-        return True
-
-    def reserve_now(self, size: int) -> None:
-        self._reserved += size
-
-    def unreserve(self, size: int, wake: bool = True) -> None:
-        """Give back what a read did not use (``wake``: let a waiter have it)."""
-        if size:
-            self._reserved -= size
-            if wake:
-                self._wake_space_waiter()
-
-    async def submit(self, record: FileRecord, batch: Batch, guard: bytes, lease: Lease | None = None,
-                     reserved: int = 0) -> int:
-        """Queue ``batch`` for every sink. Its bytes come out of the caller's reservation (up to
-        ``reserved``, returned: what was used of it); beyond it, waits while the budget is used up.
-
-        ``lease``: the read buffer ``batch.data`` views, released once every sink has acknowledged.
-        """
+    async def submit(self, batch: Batch, position: Position, reserved: int = 0) -> int:
+        """Queue ``batch`` for every sink; ``position`` is acknowledged once every sink has it. Its
+        bytes come out of the caller's reservation in the budget (up to ``reserved``; returns what
+        was used of it); beyond it, waits while the budget is used up."""
         size = len(batch.data)
-        used = min(size, reserved)
-        self._reserved -= used
-        if size > used:
-            await self._wait_for(size - used)
-        self._inflight_bytes += size
-        if size > used and self.room():
-            self._wake_space_waiter()
+        used = await self.budget.take(size, reserved)
+        totals = self.totals
+        totals.read_bytes += size
+        totals.read_lines += max(batch.nlines, 0)
+        totals.read_batches += 1
         self._outstanding += 1
         self._idle.clear()
-        entry = _Entry(record, batch, guard, len(self._lanes), lease)
+        entry = _Entry(position, batch, len(self._lanes))
         self._inflight[entry] = None
+        source = position.source
         cuts: dict[tuple[int, int], list[Batch]] = {}
         for lane, stats in zip(self._lanes, self.stats):
             limits = (lane.max_bytes, lane.max_lines)
             if (pieces := cuts.get(limits)) is None:
                 pieces = cuts[limits] = batch.cut(*limits)
             for i, piece in enumerate(pieces, 1):
-                lane.put(id(record), _Piece(entry, piece, max(piece.nlines, 0), i == len(pieces)))
+                lane.put(source, _Piece(entry, piece, max(piece.nlines, 0), i == len(pieces)))
             stats.backlog_batches += 1
             stats.backlog_bytes += size
         return used
 
-    def _must_wait(self, size: int) -> bool:
-        return bool(self._inflight_bytes or self._reserved) and (
-            self._inflight_bytes + self._reserved + size > self.max_inflight)
-
-    async def _wait_for(self, size: int) -> None:
-        while self._must_wait(size):
-            waiter = asyncio.get_running_loop().create_future()
-            self._space_waiters.append(waiter)
-            await waiter
-
-    def _wake_space_waiter(self) -> None:
-        """Wake the first waiting task (it looks again, and waits again if the room is too small);
-        parked readers in front of it get their bytes reserved and resume, as many as fit."""
-        while self._space_waiters:
-            waiter = self._space_waiters[0]
-            if isinstance(waiter, asyncio.Future):
-                self._space_waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    return
-                continue
-            size, resume = waiter
-            if self._must_wait(size):
-                return
-            self._space_waiters.popleft()
-            self._reserved += size
-            resume(size)
-
     def unacknowledged(self) -> tuple[int, int, list[str]]:
         """What is in flight: (bytes, files, the sinks that have not taken all of it)."""
-        files = len({id(entry.record) for entry in self._inflight})
+        files = len({entry.position.source for entry in self._inflight})
         sinks = [sink.describe() for sink, stats in zip(self.sinks, self.stats) if stats.backlog_batches]
-        return self._inflight_bytes, files, sinks
+        return self.budget.inflight, files, sinks
 
     async def drain(self) -> None:
         """Return once every submitted batch has been acknowledged by every sink."""
@@ -393,16 +342,12 @@ class Pipeline:
         entry.pending -= 1
         if entry.pending > 0:
             return
-        if entry.lease is not None:
-            entry.lease.release()
         self._inflight.pop(entry, None)
-        record = entry.record
-        record.offset = entry.batch.end
-        record.guard = entry.guard
-        self._inflight_bytes -= len(entry.batch.data)
+        size = len(entry.batch.data)
+        self.totals.acked_bytes += size
         self._outstanding -= 1
-        self._on_acked(record, len(entry.batch.data))
-        self._wake_space_waiter()
+        entry.position.acknowledge()
+        self.budget.release(size)
         if self._outstanding == 0:
             self._idle.set()
 

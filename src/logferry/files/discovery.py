@@ -33,13 +33,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from ..state.checkpoints import DONE, GONE, LIVE, FileRecord, new_file_id
+from .record import DONE, GONE, LIVE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key, line_id_base, next_origin
 from .listing import Found, Listing, copy_guards, guards, inspect, survey, tails, unmatched
-from .tailer import HEAD_KEPT, Tailer
+from .tailer import HEAD_KEPT, Tailer, Wiring
 
 if TYPE_CHECKING:
-    from ..engine import Engine
     from ..settings import Settings
 
 log = logging.getLogger("logferry.discovery")
@@ -94,9 +93,11 @@ class Pending:
 class Discovery:
     """Owns the set of followed files and the scans that keep it up to date."""
 
-    def __init__(self, engine: Engine, patterns: list[str]) -> None:
-        self.engine = engine
+    def __init__(self, wiring: Wiring, patterns: list[str], outputs: frozenset[str] = frozenset()) -> None:
+        self.wiring = wiring
         self.patterns = patterns
+        self.outputs = outputs  # files the sinks write: never followed
+        self.ready = asyncio.Event()  # the first scan is done and its files are being followed
         self.tracked: dict[Key, Tailer] = {}
         self.families: dict[str, list[Tailer]] = {}  # lineage → its files being followed
         self.pending: dict[Key, Pending] = {}
@@ -136,19 +137,19 @@ class Discovery:
     # -- the loop --------------------------------------------------------------
 
     async def run(self) -> None:
-        engine = self.engine
-        while not engine.stopping:
+        wiring = self.wiring
+        while not wiring.crew.stopping:
             await self.scan()
-            if engine.settings.once:
+            if wiring.settings.once:
                 if not self._unsure or self._unsure_streak > MAX_UNSURE_SCANS:
                     return
                 await asyncio.sleep(0.01)  # a rotation is under way: let it finish, look again
                 continue
-            interval = engine.settings.scan_interval
+            interval = wiring.settings.scan_interval
             if self.watched and not self.pending:  # pending files are decided on at the usual pace
                 interval = max(interval, WATCHED_SCAN_INTERVAL)
             deadline = time.monotonic() + interval
-            while not engine.stopping and not self._want_scan and time.monotonic() < deadline:
+            while not wiring.crew.stopping and not self._want_scan and time.monotonic() < deadline:
                 self._wake.clear()
                 try:
                     async with asyncio.timeout(deadline - time.monotonic()):
@@ -191,8 +192,8 @@ class Discovery:
     async def _scan(self) -> None:
         announced = self._want_scan
         self._want_scan = self._want_recheck = False
-        settings = self.engine.settings
-        listing = await self.engine.blocking(survey, self.patterns, settings.exclude, self.engine.outputs)
+        settings = self.wiring.settings
+        listing = await self.wiring.blocking(survey, self.patterns, settings.exclude, self.outputs)
         found = listing.found
         self._warn_unmatched(listing)
         self.scans += 1
@@ -223,13 +224,13 @@ class Discovery:
             self.first_scan = False
             log.info("first scan: %d files followed, %d pending, %d saved files not found", len(self.tracked),
                      len(self.pending), len(self._unclaimed))
-            self.engine.ready.set()
+            self.ready.set()
 
     def _warn_unmatched(self, listing: Listing) -> None:
         """Warn about each pattern with nothing to follow at the first scan, and again every
         ``UNMATCHED_REPEAT`` seconds while it stays so. A pattern that had files and lost them (a
         rotation under way), or that later matches, is normal: quiet."""
-        now, follow = time.monotonic(), not self.engine.settings.once
+        now, follow = time.monotonic(), not self.wiring.settings.once
         for pattern in self.patterns:
             message = unmatched(pattern, listing, follow)
             if message is None:
@@ -253,7 +254,7 @@ class Discovery:
         if self._missed >= MISSED_FILES:
             self.watched = False
             log.info("new files appear without file-system events: scanning every %ss",
-                     self.engine.settings.scan_interval)
+                     self.wiring.settings.scan_interval)
 
     async def recheck_pending(self) -> None:
         async with self._lock:
@@ -280,11 +281,11 @@ class Discovery:
     async def _add_new(self, files: list[Found], may_hold: bool = True) -> None:
         """Resume what the saved records say (same inode, or a copy), hold possible copies (unless
         ``may_hold`` is false: files released from holding), start the rest."""
-        engine = self.engine
+        wiring = self.wiring
         listed = len(files)
         known = self.known
         offsets = {f.key: [r.offset for r in known[f.key]] async for f in _sliced(files) if f.key in known}
-        files, unreadable = await engine.blocking(inspect, files, offsets)
+        files, unreadable = await wiring.blocking(inspect, files, offsets)
         self._unsure |= len(files) + len(unreadable) < listed
         files = self._text_only(files)
         for path, reason in unreadable:
@@ -308,14 +309,14 @@ class Discovery:
             files = _without(files, copies + unsure + at_end + moving)
         if self._unsure and self._unsure_streak < MAX_UNSURE_SCANS:
             return  # the order of a log's files is decided once all of them are known: next scan
-        if may_hold and not engine.settings.once and files:
+        if may_hold and not wiring.settings.once and files:
             live, roots = self._live_index(), self._roots()
             files = [f async for f in _sliced(files) if not self._keep_pending(f, live, roots)]
         await self._start_new(files, resumed)
 
     async def _recheck(self, files: list[Found]) -> None:
         """Pending files: still possibly a copy, or now clearly a file of their own?"""
-        inspected, _ = await self.engine.blocking(inspect, files)
+        inspected, _ = await self.wiring.blocking(inspect, files)
         inspected = self._text_only(inspected)
         for key in {f.key for f in files} - {f.key for f in inspected}:
             self._drop_pending(key)
@@ -364,7 +365,7 @@ class Discovery:
         # Quiet for rotate_wait, and its original looked at since without finding itself truncated
         # (or asleep at its end, where the poller sees a truncation): a file of its own. An original
         # held meanwhile (waiting for the budget or an older file) has not looked: still maybe a copy.
-        quiet = (entry is not None and now - entry.quiet_since >= self.engine.settings.rotate_wait
+        quiet = (entry is not None and now - entry.quiet_since >= self.wiring.settings.rotate_wait
                  and (original is None or original.done or original.idle or original.looked > entry.quiet_since))
         if (original is None and not ambiguous) or quiet:
             self._drop_pending(f.key)
@@ -374,7 +375,7 @@ class Discovery:
             log.info("%s starts like %s: holding it back as a possible copy", f.path,
                      original.path if original else f"a file of {lineage}")
         entry.found, entry.original = f, original
-        self.engine.poller.schedule(entry)
+        self.wiring.poller.schedule(entry)
         return True
 
     def _partial_copy(self, f: Found, lineage: str) -> bool:
@@ -390,7 +391,7 @@ class Discovery:
     def _drop_pending(self, key: Key) -> None:
         entry = self.pending.pop(key, None)
         if entry is not None:
-            self.engine.poller.cancel(entry)
+            self.wiring.poller.cancel(entry)
 
     async def _match_inodes(self, files: list[Found]) -> list[tuple[Found, FileRecord]]:
         """Saved records with the same inode and head (to be confirmed by their guard)."""
@@ -415,7 +416,7 @@ class Discovery:
         if not candidates:
             return [], []
         unread = [(f.path, f.key, r.offset) for f, r in candidates if r.offset not in f.guards]
-        read = iter(await self.engine.blocking(guards, unread) if unread else ())
+        read = iter(await self.wiring.blocking(guards, unread) if unread else ())
         confirmed, unsure = [], []
         for f, record in candidates:
             guard = f.guards[record.offset] if record.offset in f.guards else next(read)
@@ -438,7 +439,7 @@ class Discovery:
         Returns (resumed, moved while we looked: for the next scan)."""
         if not copies:
             return [], []
-        ends = await self.engine.blocking(copy_guards, [(f.path, f.key, r.offset) for f, r in copies])
+        ends = await self.wiring.blocking(copy_guards, [(f.path, f.key, r.offset) for f, r in copies])
         resumed, moving = [], []
         for (f, record), end in zip(copies, ends):
             if end is None:
@@ -454,16 +455,16 @@ class Discovery:
 
     async def _start_new(self, new: list[Found], resumed: list[tuple[Found, FileRecord]]) -> None:
         """Create records for new files (saved before anything is read) and start every tailer."""
-        engine = self.engine
-        settings = engine.settings
+        wiring = self.wiring
+        settings = wiring.settings
         now = time.time()
         starts: list[tuple[Found, Tailer]] = []
         async for f, record in _sliced(resumed):
             self._unknow(record)
             record.key, record.path, record.state, record.seen = f.key, f.path, LIVE, now
-            starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
+            starts.append((f, Tailer(wiring, self, record, f.path, f.head, f.mtime)))
         from_tail = [f for f in new if self._starts_at_tail(f)]
-        offsets = await engine.blocking(tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
+        offsets = await wiring.blocking(tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
         tail_of = {f.key: t for f, t in zip(from_tail, offsets)}
         fresh = []
         roots = self._roots() | {f.path for f in new}
@@ -473,11 +474,11 @@ class Discovery:
             # Most files already hold their first line: their id base is saved with the record.
             record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), offset, guard, f.size, f.path,
                                 lineage_of(f.path, roots), LIVE, now, root=f.root, origin=origin,
-                                id_base=line_id_base(origin, f.head, engine.policy.max_line))
+                                id_base=line_id_base(origin, f.head, wiring.policy.max_line))
             fresh.append(record)
-            starts.append((f, Tailer(engine, record, f.path, f.head, f.mtime)))
-        await engine.persist(fresh)
-        crowded = engine.descriptors.crowded(len(starts))
+            starts.append((f, Tailer(wiring, self, record, f.path, f.head, f.mtime)))
+        await wiring.checkpoints.persist(fresh)
+        crowded = wiring.descriptors.crowded(len(starts))
         inactive = time.time() - settings.close_inactive
         for f, tailer in starts:
             if f.size == tailer.pos and (crowded or f.mtime <= inactive):
@@ -504,7 +505,7 @@ class Discovery:
         return self._lineages | set(self.families)
 
     def _starts_at_tail(self, f: Found) -> bool:
-        return starts_at_tail(self.engine.settings, f, f.key in self.present_at_start)
+        return starts_at_tail(self.wiring.settings, f, f.key in self.present_at_start)
 
     def _follow(self, tailer: Tailer) -> None:
         """Track and start ``tailer``, ordered within its lineage: after the files already shipping,
@@ -521,7 +522,7 @@ class Discovery:
                 member.supersede()
         members[:] = [*live, tailer]
         self.tracked[tailer.key] = tailer
-        self.engine.start_tailer(tailer)
+        self.wiring.crew.start(tailer)
 
     # -- copies and losses -----------------------------------------------------------
 
@@ -534,7 +535,7 @@ class Discovery:
                 return None
             candidates.sort(key=lambda p: p.found.mtime, reverse=True)
             checks = [(p.found.path, p.found.key, original.pos) for p in candidates]
-            results = await self.engine.blocking(copy_guards, checks)
+            results = await self.wiring.blocking(copy_guards, checks)
             for entry, end in zip(candidates, results):
                 if end is None:
                     continue
@@ -556,11 +557,11 @@ class Discovery:
                     record = FileRecord(new_file_id(), f.key, Fingerprint.of(f.head), at, guard, at, f.path,
                                         old.lineage, LIVE, time.time(), root=old.root, origin=old.origin,
                                         id_base=old.id_base)
-                    await self.engine.persist([record])
+                    await self.wiring.checkpoints.persist([record])
                     log.info("%s is a copy of %s made before its last %d bytes were written: nothing in it is "
                              "unread", f.path, original.path, original.pos - at)
                 self._drop_pending(f.key)
-                copy = Tailer(self.engine, record, f.path, f.head, f.mtime)
+                copy = Tailer(self.wiring, self, record, f.path, f.head, f.mtime)
                 copy.pos, copy.guard = at, guard  # past what is in flight, which the record reaches once acknowledged
                 copy.superseded = True  # a rotated file: drained at its end
                 self._follow(copy)
@@ -576,10 +577,10 @@ class Discovery:
             if record.size > record.offset:
                 log.warning("%s: %d bytes after offset %d were not read before the file was truncated, replaced "
                             "or removed", record.path, record.size - record.offset, record.offset)
-                self.engine.losses.add(record.path, "vanished_unread", record.size - record.offset)
+                self.wiring.losses.add(record.path, "vanished_unread", record.size - record.offset)
             record.state = GONE
         if gone:
-            await self.engine.persist(gone)
+            await self.wiring.checkpoints.persist(gone)
 
     def _unknow(self, record: FileRecord) -> None:
         self._unclaimed.pop(id(record), None)
@@ -600,7 +601,7 @@ class Discovery:
             if not members:
                 del self.families[tailer.record.lineage]
         self._remember(tailer.record)
-        if tailer.record.state != DONE and not self.engine.stopping:
+        if tailer.record.state != DONE and not self.wiring.crew.stopping:
             self.rescan_soon()
 
 

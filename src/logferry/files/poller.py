@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from .hints import REST, GrowthHints
 from .identity import GUARD
-from .reader import Step, read_step
+from .reader import Read, Step, read_step
 
 FLOOR = 0.002  # a file being written is checked this often: latency stays within a few ms
 BACKOFF = 0.25  # the next check comes after this share of the time the file has been quiet
@@ -53,8 +53,8 @@ class Pollable(Protocol):
     last_growth: float
     settled: bool  # at its path and expected to stay: may rest where growth events cover it
 
-    def read_args(self) -> tuple[Any, ...] | None:
-        """Arguments for :func:`read_step` when the poller may read for it, else None."""
+    def read_args(self) -> Read | None:
+        """The read the poller may do for it (:func:`read_step`), else None."""
 
     def polled(self, step: Step | None) -> None:
         """Its file changed; ``step`` is what the poller read (None: look yourself), its
@@ -157,7 +157,7 @@ class Poller:
         return due
 
 
-_Check = tuple[int | None, str, tuple[int, int], int, bool, tuple[Any, ...] | None]
+_Check = tuple[int | None, str, tuple[int, int], int, bool, Read | None]
 
 
 def _args(item: Pollable) -> _Check:
@@ -180,8 +180,8 @@ def _sweep(files: list[_Check], allowance: int) -> list[Step | bool | None]:
             if st.st_size == size and (st.st_nlink == 0) == deleted:
                 out.append(None)
             elif read is not None and st.st_size > size and (
-                    min(st.st_size - read[1], read[4].chunk) + GUARD <= allowance):
-                step = read_step(*read)
+                    min(st.st_size - read.pos, read.policy.chunk) + GUARD <= allowance):
+                step = read_step(read)
                 allowance -= step.read
                 out.append(step)
             else:

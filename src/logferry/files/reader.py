@@ -121,16 +121,29 @@ class LinePolicy:
         return max(self.read_size, self.max_line + 1)
 
 
-def read_step(
-    fd: int, pos: int, guard: bytes, discarding: bool, policy: LinePolicy, fp_length: int, final: bool = False
-) -> Step:
-    """Read what follows ``pos`` in ``fd``; ``guard`` is the hash of the bytes just before ``pos``.
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One read to do: what follows ``pos`` in ``fd``, whose bytes just before ``pos`` hash to ``guard``.
 
-    With ``final`` (the file is rotated away or deleted, drained and quiet), an unterminated last
-    line is shipped with a newline added.
+    ``discarding``: inside a long line whose rest is dropped by policy; ``fp_length``: how much of the
+    file's head its fingerprint covers so far; ``final``: the file is rotated away or deleted, drained
+    and quiet, so an unterminated last line is shipped with a newline added.
     """
+
+    fd: int
+    pos: int
+    guard: bytes
+    discarding: bool
+    policy: LinePolicy
+    fp_length: int
+    final: bool = False
+
+
+def read_step(read: Read) -> Step:
+    """Do ``read`` (on a worker thread): complete lines as pieces, or what changed (truncated, compressed)."""
+    fd, pos, guard, policy, fp_length = read.fd, read.pos, read.guard, read.policy, read.fp_length
     st = os.fstat(fd)
-    step = Step(size=st.st_size, nlink=st.st_nlink, discarding=discarding)
+    step = Step(size=st.st_size, nlink=st.st_nlink, discarding=read.discarding)
     if st.st_size < pos:
         step.truncated = True
         return step
@@ -158,7 +171,7 @@ def read_step(
     if n < before or digest(buf[:before]) != guard:
         step.truncated = True
     else:
-        _cut(step, buf, n, before, pos, policy, final)
+        _cut(step, buf, n, before, pos, policy, read.final)
     if isinstance(buf, bytearray):
         if step.pieces:
             lease = Lease(policy.buffers, buf, len(step.pieces))

@@ -27,12 +27,12 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, LogferryError
-from ..files.identity import Fingerprint, Key
+from ..files.identity import Fingerprint
+from ..files.record import FileRecord
 
 log = logging.getLogger("logferry.checkpoints")
 T = TypeVar("T")
@@ -84,42 +84,16 @@ _MIGRATIONS = {
     """,
 }
 
-LIVE, DONE, GONE = "live", "done", "gone"
-"""Record states: being followed; drained and closed (rotated away or deleted); vanished unread."""
+def _row(record: FileRecord) -> tuple[Any, ...]:
+    return (record.file_id, record.key[0], record.key[1], record.fp.length, record.fp.value, record.offset,
+            record.guard, record.size, record.path, record.lineage, record.state, record.seen or time.time(),
+            record.root, record.origin, record.id_base)
 
 
-def new_file_id() -> str:
-    return os.urandom(8).hex()  # not uuid4: importing uuid costs every start 2 ms
-
-
-@dataclass(eq=False, slots=True)
-class FileRecord:
-    """The saved state of one file (one generation of it: a truncation starts a new record)."""
-
-    file_id: str
-    key: Key
-    fp: Fingerprint
-    offset: int  # acknowledged by every sink
-    guard: bytes  # hash of the bytes just before ``offset``
-    size: int  # size last seen, to estimate what a truncation while stopped lost
-    path: str
-    lineage: str  # the path it was first followed at: rotations of one log share it
-    state: str = LIVE
-    seen: float = 0.0
-    root: str = ""  # identity.file_root of the file it was created for ("" if saved by schema 1)
-    origin: str = ""  # what this generation's line ids derive from (see identity.next_origin)
-    id_base: str = ""  # its lines' ids are ID_BASE:OFFSET; "" until its first line is known
-
-    def row(self) -> tuple[Any, ...]:
-        return (self.file_id, self.key[0], self.key[1], self.fp.length, self.fp.value, self.offset, self.guard,
-                self.size, self.path, self.lineage, self.state, self.seen or time.time(), self.root, self.origin,
-                self.id_base)
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> FileRecord:
-        fid, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen, root, origin, id_base = row
-        return cls(fid, (dev, ino), Fingerprint(fp_len, bytes(fp)), offset, bytes(guard), size, path, lineage,
-                   state, seen, root, origin, id_base)
+def _record(row: tuple[Any, ...]) -> FileRecord:
+    fid, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen, root, origin, id_base = row
+    return FileRecord(fid, (dev, ino), Fingerprint(fp_len, bytes(fp)), offset, bytes(guard), size, path, lineage,
+                      state, seen, root, origin, id_base)
 
 
 class DamagedDatabase(ConfigError):
@@ -255,7 +229,7 @@ class CheckpointStore:
 
     async def save(self, records: list[FileRecord]) -> None:
         """Write these records in one durable transaction."""
-        rows = [r.row() for r in records]
+        rows = [_row(r) for r in records]
         if rows:
             await self._call(self._save, rows)
 
@@ -354,7 +328,7 @@ class CheckpointStore:
             else:
                 _migrate(db, int(version[0]))
             rows = db.execute(f"SELECT {_COLUMNS} FROM files").fetchall()
-            records = [FileRecord.from_row(row) for row in rows]
+            records = [_record(row) for row in rows]
             st = os.stat(self.path)
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -495,8 +469,8 @@ def read_records(state_dir: Path) -> list[FileRecord] | None:
                                   f"(schema {version[0]}, this one reads {SCHEMA_VERSION})")
             if version is not None and int(version[0]) < SCHEMA_VERSION:  # not migrated yet: as the migration would
                 v1 = "file_id, dev, ino, fp_len, fp, offset, guard, size, path, lineage, state, seen"
-                return [FileRecord.from_row(row) for row in db.execute(f"SELECT {v1}, '', file_id, file_id FROM files")]
-            return [FileRecord.from_row(row) for row in db.execute(f"SELECT {_COLUMNS} FROM files")]
+                return [_record(row) for row in db.execute(f"SELECT {v1}, '', file_id, file_id FROM files")]
+            return [_record(row) for row in db.execute(f"SELECT {_COLUMNS} FROM files")]
         finally:
             db.close()
     except sqlite3.Error as exc:
