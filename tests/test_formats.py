@@ -123,3 +123,43 @@ def test_an_undecodable_file_name_is_written_not_raised():
     batch = batch_of([b"line"], path="/var/log/\udcff.log")  # os.fsdecode of b"\xff"
     assert json.loads(encode_json(batch))["path"] == "/var/log/?.log"
 
+
+
+# -- a line's position travels with it: a stage may change its bytes, never its id ---------------
+
+def changed(batch: Batch) -> Batch:
+    """What a stage that rewrites lines hands on: other bytes (shorter and longer), the same positions."""
+    offsets, lines = batch.split()
+    return batch.with_lines([b"<%d>" % i * (i % 3) for i, _ in enumerate(lines)], offsets)
+
+
+def test_a_line_whose_bytes_a_stage_changed_keeps_its_position_and_id():
+    original = batch_of([b"first line", b"second", b"x" * 300, b"", b"last"])
+    rewritten = changed(original)
+    assert rewritten.split()[0] == original.split()[0]
+    assert [o for o, _ in rewritten.records()] == [o for o, _ in original.records()]
+    assert (rewritten.offset, rewritten.end, rewritten.line_count()) == (original.offset, original.end, 5)
+    assert encode_json(rewritten) == per_line_json(rewritten)  # the whole-batch encoder uses the positions
+    ids = [json.loads(record)["id"] for record in encode_json(rewritten).splitlines()]
+    assert ids == [original.line_id(o) for o, _ in original.records()]
+
+
+@pytest.mark.parametrize("max_bytes, max_lines", [(8, 0), (1, 0), (1000, 2), (12, 1)])
+def test_cutting_a_changed_batch_keeps_each_lines_position(max_bytes, max_lines):
+    original = batch_of([b"a" * n for n in range(1, 12)])
+    rewritten = changed(original)
+    pieces = rewritten.cut(max_bytes, max_lines)
+    assert len(pieces) > 1
+    assert [r for p in pieces for r in p.records()] == list(rewritten.records())
+    assert pieces[-1].end == original.end
+    for before, after in zip(pieces, pieces[1:]):  # each piece ends where the next one's first line starts
+        assert before.end == after.offset
+    middle = len(rewritten.data) // 2
+    middle = bytes(rewritten.data).rfind(b"\n", 0, middle) + 1
+    halves = rewritten.slice(0, middle), rewritten.slice(middle, len(rewritten.data))
+    assert [r for h in halves for r in h.records()] == list(rewritten.records())
+
+
+def test_lines_and_positions_must_pair_up():
+    with pytest.raises(ValueError, match="2 lines for 1 offsets"):
+        batch_of([b"a"]).with_lines([b"x", b"y"], [1000])

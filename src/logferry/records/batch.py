@@ -6,7 +6,7 @@ import itertools
 import operator
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -23,6 +23,10 @@ class Batch:
     checkpoint moves to ``end`` once every sink has acknowledged the batch. A line longer than the
     configured maximum arrives alone in its batch, cut and newline-terminated, so ``end - offset`` may
     differ from ``len(data)`` by that newline (or by skipped bytes).
+
+    Each line keeps its source position, which with :attr:`file_id` is its id: as read, a line's
+    offset follows from the lengths of the lines before it; once a stage changes a line's bytes,
+    :attr:`offsets` holds every line's position explicitly (see :meth:`with_lines`).
     """
 
     path: str
@@ -36,6 +40,18 @@ class Batch:
     read_at: float = field(default_factory=time.time)
     nlines: int = -1
     """How many lines ``data`` holds, when its creator counted them (-1: not counted)."""
+    offsets: Sequence[int] | None = None
+    """Each line's offset in the file, when ``data`` no longer holds the file's bytes (a stage
+    changed them); None: ``data`` is the file's bytes from ``offset``, each line where the previous ends."""
+
+    def with_lines(self, lines: Sequence[bytes], offsets: Sequence[int]) -> Batch:
+        """This batch with other lines (each without its newline) at these source ``offsets``: what a
+        stage that changes lines' bytes hands on. The lines keep their ids; ``end`` is unchanged."""
+        if len(lines) != len(offsets):
+            raise ValueError(f"{len(lines)} lines for {len(offsets)} offsets")
+        data = b"".join(line + b"\n" for line in lines)
+        return Batch(self.path, self.file_id, offsets[0] if offsets else self.offset, self.end, data, self.read_at,
+                     len(lines), tuple(offsets))
 
     def line_count(self) -> int:
         """How many lines ``data`` holds (counted now unless the reader counted them)."""
@@ -54,12 +70,7 @@ class Batch:
         The offset is the line's byte position in the file; with :attr:`file_id` it names the line
         uniquely and identically on every re-delivery (see :meth:`line_id`).
         """
-        offset = self.offset
-        lines = bytes(self.data).split(b"\n")
-        lines.pop()  # data ends with a newline: the last piece is empty
-        for line in lines:
-            yield offset, line
-            offset += len(line) + 1
+        return zip(*self.split())
 
     def split(self) -> tuple[list[int], list[bytes]]:
         """``(offsets, lines)``: :meth:`records` as two lists, built without Python code per line.
@@ -69,6 +80,8 @@ class Batch:
         """
         lines = bytes(self.data).split(b"\n")
         lines.pop()  # data ends with a newline: the last piece is empty
+        if self.offsets is not None:
+            return list(self.offsets), lines
         # offset of line i = offset + (lengths of the lines before it) + i newlines
         starts = itertools.accumulate(map(len, lines), initial=self.offset)
         offsets = list(map(operator.add, starts, itertools.count()))
@@ -88,20 +101,34 @@ class Batch:
         view = memoryview(self.data)
         data = bytes(view) if max_lines else None  # the line limit is found by a regex: it needs bytes
         pieces: list[Batch] = []
-        start = 0
+        start = line = 0
         while start < size:
             stop = min(size, start + max_bytes)
             if stop < size:
                 stop = last_line_end(view, stop, start) or first_line_end(view, stop)
             if data is not None and (match := _lines(max_lines).match(data, start, stop)) is not None:
                 stop = match.end()
-            last = stop >= size
-            piece = view[start:stop]
-            pieces.append(Batch(self.path, self.file_id, self.offset + start,
-                                self.end if last else self.offset + stop, piece, self.read_at,
-                                bytes(piece).count(b"\n")))
-            start = stop
+            pieces.append(self._slice(view, start, stop, line))
+            start, line = stop, line + pieces[-1].nlines
         return pieces
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """The lines of ``data[start:stop]`` (both at line boundaries) as a batch of their own, with
+        their positions; a view of this batch's data, not a copy."""
+        view = memoryview(self.data)
+        return self._slice(view, start, stop, bytes(view[:start]).count(b"\n") if self.offsets is not None else 0)
+
+    def _slice(self, view: memoryview, start: int, stop: int, line: int) -> Batch:
+        """``view[start:stop]``, whose first line is line number ``line`` of this batch."""
+        piece = view[start:stop]
+        count = bytes(piece).count(b"\n")
+        last = stop >= len(view)
+        if self.offsets is None:
+            return Batch(self.path, self.file_id, self.offset + start, self.end if last else self.offset + stop,
+                         piece, self.read_at, count)
+        offsets = self.offsets[line:line + count]
+        return Batch(self.path, self.file_id, offsets[0] if offsets else self.end,
+                     self.end if last else self.offsets[line + count], piece, self.read_at, count, offsets)
 
     def line_id(self, offset: int) -> str:
         """The identifier of the line starting at ``offset``: the same on every re-delivery, from any

@@ -9,7 +9,6 @@ whole records. Lines are decoded as UTF-8 with invalid bytes replaced (U+FFFD), 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -161,8 +160,7 @@ def _halves(batch: Batch) -> tuple[Batch, Batch] | None:
     middle = data.rfind(b"\n", 0, len(data) // 2) + 1 or data.find(b"\n") + 1
     if middle >= len(data):
         return None
-    return (dataclasses.replace(batch, end=batch.offset + middle, data=data[:middle], nlines=-1),
-            dataclasses.replace(batch, offset=batch.offset + middle, data=data[middle:], nlines=-1))
+    return batch.slice(0, middle), batch.slice(middle, len(data))
 
 
 class LokiClock:
