@@ -145,8 +145,8 @@ class Engine:
             if failure is not None:
                 raise failure
             if unsaved := self.committer.unsaved:
-                files = f"{unsaved} file{'' if unsaved == 1 else 's'}"
-                raise LogferryError(f"the checkpoints of {files} could not be saved in "
+                what = f"{unsaved} file{'' if unsaved == 1 else 's'}"
+                raise LogferryError(f"the checkpoints of {what} could not be saved in "
                                     f"{self.committer.store.path} (see above): what they shipped since the last save "
                                     "is shipped again next run")
             return

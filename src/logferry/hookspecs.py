@@ -16,15 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+from .markers import hookimpl, hookspec
 
 if TYPE_CHECKING:
     from .settings import Settings
     from .sinks.base import Sink
 
-hookspec = pluggy.HookspecMarker("logferry")
-hookimpl = pluggy.HookimplMarker("logferry")
-"""The marker for hook implementations: ``@logferry.hookimpl``."""
+__all__ = ["hookimpl", "hookspec"]  # hookimpl: also here, where plugins written for 0.1 import it
 
 # -------------------------------------------------------------------------
 # Discovery: which files to follow

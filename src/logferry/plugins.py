@@ -13,7 +13,8 @@ import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import pluggy
 
@@ -178,7 +179,8 @@ class PluginHost:
         for impl in self.pm.hook.logferry_sink_schemes.get_hookimpls():
             if impl.plugin_name == info.name:
                 try:
-                    return sorted({str(s).lower() for s in impl.function() or ()})
+                    declared = cast("Iterable[object] | None", impl.function())
+                    return sorted({str(s).lower() for s in declared or ()})
                 except Exception as exc:  # noqa: BLE001 - reported as the plugin's failure
                     self._unregister_failed(info, f"logferry_sink_schemes raised {type(exc).__name__}: {exc}")
         return []

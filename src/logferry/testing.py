@@ -113,7 +113,7 @@ class _Point:
 
 def _run_handle(handle: asyncio.Handle) -> None:
     """Replaces ``asyncio.Handle._run`` while a watch runs: callbacks of a watched loop are timed."""
-    watch = _WATCHES.get(handle._loop)
+    watch = _WATCHES.get(handle._loop)  # type: ignore[attr-defined]  # asyncio's own attribute
     if watch is None:
         _HANDLE_RUN(handle)
     else:
@@ -159,7 +159,7 @@ class _LoopWatch:
     def __enter__(self) -> _LoopWatch:
         with _WATCHES_LOCK:
             _WATCHES[self.loop] = self
-            asyncio.Handle._run = _run_handle
+            asyncio.Handle._run = _run_handle  # type: ignore[method-assign,assignment]  # timed while watched
         self._watchdog.start()
         return self
 
@@ -169,7 +169,7 @@ class _LoopWatch:
         with _WATCHES_LOCK:
             del _WATCHES[self.loop]
             if not _WATCHES:
-                asyncio.Handle._run = _HANDLE_RUN
+                asyncio.Handle._run = _HANDLE_RUN  # type: ignore[method-assign]
         self._proc.close()
 
     def run(self, handle: asyncio.Handle) -> None:
@@ -224,7 +224,8 @@ class _LoopWatch:
         # The kernel's count, exact at both ends, bounds what the samples estimated.
         held = min(held, max(0.0, wall - waited))
         what = f"Executing {_describe(handle)}"
-        figures = (f"{wall:.3f} s by the wall clock, {end.cpu - start.cpu:.3f} s of it on a CPU, "
+        cpu = f"{end.cpu - start.cpu:.3f}" if end.cpu is not None and start.cpu is not None else "?"
+        figures = (f"{wall:.3f} s by the wall clock, {cpu} s of it on a CPU, "
                    f"{waited:.3f} s waiting for one, {own:.3f} s in the test's own code")
         if held >= self.threshold:
             where = f", at {_where(max(seen, key=seen.count))}" if seen else ""
@@ -359,7 +360,7 @@ class _CodeUnderTest:
 def _product_directories() -> tuple[str, ...]:
     """The directories of logferry's package and of every installed plugin's top-level package."""
     names = {"logferry"} | {ep.module.partition(".")[0] for ep in importlib.metadata.entry_points(group="logferry")}
-    directories = []
+    directories: list[str] = []
     for name in sorted(names):
         with contextlib.suppress(ImportError, ValueError):
             spec = importlib.util.find_spec(name)

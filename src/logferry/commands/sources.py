@@ -16,6 +16,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..engine import own_outputs, patterns_of
@@ -108,11 +109,11 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
     claimed: set[int] = set()
     new: list[tuple[Found, str | None]] = []
     for f in files:  # as Discovery._match_inodes and _confirm
-        record = saved_record(f, known.get(f.key, []))
-        if record is not None and f.guards.get(record.offset) == record.guard:
-            views.append(_view(f, record.offset, CHECKPOINT, record.lineage, record))
-            claimed.add(id(record))
-        elif record is not None or any(r.state == LIVE for r in known.get(f.key, ())):
+        match = saved_record(f, known.get(f.key, []))
+        if match is not None and f.guards.get(match.offset) == match.guard:
+            views.append(_view(f, match.offset, CHECKPOINT, match.lineage, match))
+            claimed.add(id(match))
+        elif match is not None or any(r.state == LIVE for r in known.get(f.key, ())):
             new.append((f, "truncated or rewritten since its checkpoint: read from its start"))
         else:
             new.append((f, None))
@@ -131,7 +132,7 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
     tail_of = {f.key: t for f, t in zip(at_tail, tails([(f.path, f.key) for f in at_tail],
                                                         settings.max_line_bytes + 1))}
     for f, note in new:
-        offset = tail_of[f.key][0] if tail_of.get(f.key) else 0
+        offset = (tail_of.get(f.key) or (0, b""))[0]
         views.append(_view(f, offset, TAIL if f.key in tail_of else HEAD, lineage_of(f.path, roots), None, note))
     views.sort(key=lambda v: (v.log, v.path != v.log, v.path))
     return SourcesView(
@@ -188,7 +189,7 @@ def print_human(view: SourcesView, out: TextIO = sys.stdout) -> None:
                                                       for n in view.not_found], out, right=frozenset({2, 3}))
 
 
-def _table(rows: list[tuple[str, ...]], out: TextIO, right: frozenset[int] = frozenset()) -> None:
+def _table(rows: Sequence[tuple[str, ...]], out: TextIO, right: frozenset[int] = frozenset()) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]

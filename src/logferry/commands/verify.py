@@ -216,7 +216,8 @@ def _misplaced(seq: list[int], limit: int) -> list[int]:
     while i >= 0:
         kept[i] = 1
         i = parent[i]
-    found, start = [], 0
+    found: list[int] = []
+    start = 0
     while len(found) < limit and (start := kept.find(0, start)) >= 0:
         found.append(start)
         start += 1

@@ -39,7 +39,7 @@ Key = tuple[int, int]
 T = TypeVar("T")
 
 
-def digest(data: bytes | memoryview) -> bytes:
+def digest(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
@@ -99,7 +99,7 @@ def guard_at(fd: int, offset: int) -> bytes | None:
     return digest(data) if len(data) == offset - start else None
 
 
-def guard_of(data: bytes | memoryview, end: int) -> bytes:
+def guard_of(data: bytes | bytearray | memoryview, end: int) -> bytes:
     """The guard for the position just after ``data[:end]`` (data starting at a file offset ≥ 0)."""
     return digest(data[max(0, end - GUARD):end])
 

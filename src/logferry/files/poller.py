@@ -45,13 +45,29 @@ class Budget(Protocol):
 
 
 class Pollable(Protocol):
-    fd: int | None
-    path: str
-    key: tuple[int, int]
-    size: int
-    deleted: bool
-    last_growth: float
-    settled: bool  # at its path and expected to stay: may rest where growth events cover it
+    """A file the poller checks: a sleeping tailer, or a file discovery holds back."""
+
+    @property
+    def fd(self) -> int | None: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def key(self) -> tuple[int, int]: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def deleted(self) -> bool: ...
+
+    @property
+    def last_growth(self) -> float: ...
+
+    @property
+    def settled(self) -> bool:
+        """At its path and expected to stay: may rest where growth events cover it."""
 
     def read_args(self) -> Read | None:
         """The read the poller may do for it (:func:`read_step`), else None."""
@@ -148,7 +164,7 @@ class Poller:
 
     def _pop_due(self) -> list[tuple[Pollable, bool]]:
         now = time.monotonic()
-        due = []
+        due: list[tuple[Pollable, bool]] = []
         while self._heap and self._heap[0][0] <= now and len(due) < SWEEP_MAX:
             _, ticket, item, resting = heapq.heappop(self._heap)
             if self._tickets.get(id(item)) == ticket:

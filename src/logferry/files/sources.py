@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..hookspecs import hookimpl
+from ..markers import hookimpl
 from ..settings import Settings
 
 

@@ -409,7 +409,7 @@ class Tailer:
 
     async def _until(self, awaitable: Awaitable[object]) -> None:
         """Wait for ``awaitable`` or a :meth:`wake` (a stop, a rotation), whichever comes first."""
-        done = asyncio.ensure_future(awaitable)
+        done: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait([done, self._waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -458,13 +458,16 @@ class Tailer:
         """Read what follows our position (or take what the poller read for us). Memory for it comes
         out of the in-flight budget: with a stalled sink, readers wait here, before reading, or
         park (None: this task ends, the budget resumes the tailer in another)."""
-        step, self._polled = self._polled, None
+        polled, self._polled = self._polled, None
         started = None  # when our own read started (the poller's reads happen while we are idle)
-        if step is not None:
-            self.reserved += step.read  # the poller reserved it for us
-        if step is None or final:
+        if polled is not None:
+            self.reserved += polled.read  # the poller reserved it for us
+        if polled is not None and not final:
+            step = polled
+        else:
             if self.fd is None and not await self._reopen():  # before reserving: a descriptor may take a while
                 return Step(size=self.size, nlink=0 if self.deleted else 1)
+            assert self.fd is not None
             budget = self.wiring.budget
             need = self._need()
             if not self.reserved and not final and budget.park(need, self._resume):

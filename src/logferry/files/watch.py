@@ -31,7 +31,7 @@ from watchdog.observers.api import ObservedWatch
 log = logging.getLogger("logferry.watch")
 
 EVENTS = [FileCreatedEvent, FileMovedEvent, FileDeletedEvent, DirCreatedEvent, DirMovedEvent]
-GROWTH_EVENTS = [FileModifiedEvent]
+GROWTH_EVENTS: list[type[FileSystemEvent]] = [FileModifiedEvent]
 
 
 def watch_roots(patterns: list[str]) -> dict[str, bool]:

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
-from ..hookspecs import hookimpl
+from ..markers import hookimpl
 from ..records.formats import FORMATS
 from ..settings import Settings
 from .base import Sink
