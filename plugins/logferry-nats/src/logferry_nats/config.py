@@ -274,11 +274,11 @@ def _credentials(url: str, userinfo: str, values: dict[str, Any]) -> tuple[str |
     URL or from the options' environment variables."""
     user, has_password, password = userinfo.partition(":")
     user = unquote(user)
-    if user and "username" in values:
+    token = user if user and not has_password else None  # nats://TOKEN@host, as nats-py reads it
+    if has_password and user and "username" in values:
         raise ConfigError(f"sink {url!r}: option 'username' is given both in the URL and as an option")
     secret = unquote(password) if has_password and password else None
-    token = user if user and not has_password else None  # nats://TOKEN@host, as nats-py reads it
-    username = None if token else user or values.get("username")
+    username = (user if has_password else None) or values.get("username")
     if "password_env" in values:
         if secret is not None:
             raise ConfigError(f"sink {url!r}: a password is given both in the URL and by 'password_env'")
