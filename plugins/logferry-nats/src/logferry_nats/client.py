@@ -97,8 +97,9 @@ class _Client(Client):
     nats-py hands every message to a subscription through a ``Msg`` object, a queue and a task
     (~3 µs each); the sink gets tens of thousands of PubAcks a second, so the plain ones (no
     headers: "no responders" and other statuses still go the usual way) of its inbox subscription
-    skip that. ``_process_msg(sid, subject, reply, data, headers)`` is private, with the same
-    signature from nats-py 2.0 to 2.16; its public effect (the subscription's callback) stays.
+    skip that. ``_process_msg(sid, subject, reply, data, headers)`` and ``Subscription._id`` (its
+    sid) are private, the same from nats-py 2.0 to 2.16; if the override were ever bypassed, the
+    subscription's callback would still count the PubAcks, only slower.
     """
 
     acks_sid = -1
@@ -117,7 +118,7 @@ class NatsTarget:
     def __init__(self, config: NatsConfig, servers: list[str]) -> None:
         self.config = config
         self.servers = servers
-        self.nc: Client | None = None
+        self.nc: _Client | None = None
         self.last_error: BaseException | None = None
         self._sends: dict[bytes, _Acks] = {}
         self._inbox = b""
@@ -130,7 +131,6 @@ class NatsTarget:
     async def connect(self) -> None:
         """Connect, subscribe to the acknowledgements and check the stream (creating it if
         missing and allowed); raise if anything fails."""
-        config = self.config
         self.last_error = None
         try:
             nc = await self._open_connection()
