@@ -1,0 +1,310 @@
+"""The sink's URL and options, parsed and checked once, before anything connects.
+
+Every option may come as a URL query parameter (a string) or as a key of the ``[[sinks]]`` table
+(a TOML value); both spellings go through the same parsers, so ``?replicas=3`` and ``replicas = 3``
+mean the same. Any mistake is a :class:`logferry.ConfigError` naming the option.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from logferry import ConfigError
+from logferry.settings import format_duration, format_size, parse_duration, parse_size
+
+from .subjects import SubjectTemplate
+
+DEFAULT_PORT = 4222
+DEFAULT_STREAM = "logferry"
+DEFAULT_SUBJECT = "logferry"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_DUPLICATE_WINDOW = 120.0  # JetStream's own default
+# Two sends in flight: the server stores one send's messages while the next is encoded.
+DEFAULT_SEND_BYTES = 4 << 20
+DEFAULT_SENDS_IN_FLIGHT = 2
+# Under sustained load, one send every 3 ms: fewer, fuller sends (each costs a thread hop and a
+# flush) for ~2 ms more latency, as the redis sink does.
+DEFAULT_SEND_INTERVAL = 0.003
+SCHEMES = ("nats",)
+FORMATS = ("raw", "json")
+STORAGE = ("file", "memory")
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_BAD_STREAM_NAME = re.compile(r"[\s.*>/\\]")
+
+
+@dataclass(frozen=True)
+class NatsConfig:
+    """Everything needed to connect and to build the messages; secrets never appear in ``safe_url``."""
+
+    servers: list[tuple[str, int]]
+    safe_url: str
+    subject: SubjectTemplate
+    stream: str = DEFAULT_STREAM
+    format: str = "raw"
+    create: bool = True
+    replicas: int = 1
+    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+    storage: str = "file"
+    timeout: float = DEFAULT_TIMEOUT
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    tls: bool = False
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify: bool = True
+    max_bytes_per_send: int = DEFAULT_SEND_BYTES
+    max_sends_in_flight: int = DEFAULT_SENDS_IN_FLIGHT
+    send_interval: float = DEFAULT_SEND_INTERVAL
+
+    @property
+    def urls(self) -> list[str]:
+        """The servers as nats-py takes them (credentials are passed apart, never in a URL)."""
+        scheme = "tls" if self.tls else "nats"
+        return [f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}" for host, port in self.servers]
+
+    def options(self) -> dict[str, Any]:
+        """The options in effect, defaults included, as TOML values (``logferry config show``).
+
+        Left out: credentials (``username``, ``password_env`` and ``token_env`` are shown as given)
+        and options without a value."""
+        shown: dict[str, Any] = {"subject": self.subject.template, "stream": self.stream, "format": self.format,
+                                 "create": self.create, "replicas": self.replicas,
+                                 "duplicate_window": format_duration(self.duplicate_window),
+                                 "storage": self.storage, "timeout": format_duration(self.timeout),
+                                 "tls": self.tls, "tls_verify": self.tls_verify,
+                                 "max_bytes_per_send": format_size(self.max_bytes_per_send),
+                                 "max_sends_in_flight": self.max_sends_in_flight,
+                                 "send_interval": format_duration(self.send_interval)}
+        optional = {"tls_ca_file": self.tls_ca_file, "tls_cert_file": self.tls_cert_file,
+                    "tls_key_file": self.tls_key_file}
+        shown.update((key, value) for key, value in optional.items() if value is not None)
+        return shown
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = value.lower() if isinstance(value, str) else ""
+    if text not in _TRUE | _FALSE:
+        raise ValueError(f"expected true or false, got {value!r}")
+    return text in _TRUE
+
+
+def _positive_int(value: Any) -> int:
+    # Parsers raise ValueError whatever went wrong: the caller turns it into a ConfigError.
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if number is None or number <= 0:
+        raise ValueError(f"expected a whole number above 0, got {value!r}")
+    return number
+
+
+def _replicas(value: Any) -> int:
+    number = _positive_int(value)
+    if number > 5:
+        raise ValueError(f"JetStream keeps 1 to 5 replicas of a stream, got {value!r}")
+    return number
+
+
+def _timeout(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above 0 such as 5 or \"500ms\", got {value!r}")
+    return seconds
+
+
+def _interval(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"expected a duration such as 0 or \"5ms\", got {value!r}")
+    return seconds
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _stream_name(value: Any) -> str:
+    name = _text(value)
+    if _BAD_STREAM_NAME.search(name):
+        raise ValueError(f"a stream name holds no space, '.', '*', '>', '/' or '\\', got {value!r}")
+    return name
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "subject": _text,
+    "stream": _stream_name,
+    "format": _choice(*FORMATS),
+    "create": _bool,
+    "replicas": _replicas,
+    "duplicate_window": _timeout,
+    "storage": _choice(*STORAGE),
+    "timeout": _timeout,
+    "username": _text,
+    "password_env": _text,
+    "token_env": _text,
+    "tls": _bool,
+    "tls_ca_file": _text,
+    "tls_cert_file": _text,
+    "tls_key_file": _text,
+    "tls_verify": _bool,
+    "max_bytes_per_send": parse_size,
+    "max_sends_in_flight": _positive_int,
+    "send_interval": _interval,
+}
+"""Every option the sink knows, with its parser (query strings and TOML values alike)."""
+
+
+def parse_config(url: str, scheme: str, options: dict[str, Any], hostname: str | None = None) -> NatsConfig:
+    """Check ``url`` and ``options`` and return the sink's configuration, or raise ConfigError."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"sink URL is not valid: {exc}") from None
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    name = _safe_url(url, parts.netloc, userinfo)  # names the sink in messages: never with a secret
+    if scheme not in SCHEMES:
+        raise ConfigError(f"sink {name!r}: scheme must be one of {', '.join(SCHEMES)}")
+    if parts.path.strip("/"):
+        raise ConfigError(f"sink {name!r}: a nats:// URL has no path (give the subject as ?subject=NAME),"
+                          f" got {parts.path!r}")
+    values = _merged_options(name, parts.query, options)
+    servers = _servers(name, hostlist)
+    username, password, token = _credentials(name, userinfo, values)
+    try:
+        subject = SubjectTemplate(values.get("subject", DEFAULT_SUBJECT), hostname or socket.gethostname())
+    except ValueError as exc:
+        raise ConfigError(f"sink {name!r}: option 'subject': {exc}") from None
+    return NatsConfig(
+        servers=servers,
+        safe_url=name,
+        subject=subject,
+        stream=values.get("stream", DEFAULT_STREAM),
+        format=values.get("format", "raw"),
+        create=values.get("create", True),
+        replicas=values.get("replicas", 1),
+        duplicate_window=values.get("duplicate_window", DEFAULT_DUPLICATE_WINDOW),
+        storage=values.get("storage", "file"),
+        timeout=values.get("timeout", DEFAULT_TIMEOUT),
+        username=username,
+        password=password,
+        token=token,
+        tls=values.get("tls", False),
+        tls_ca_file=values.get("tls_ca_file"),
+        tls_cert_file=values.get("tls_cert_file"),
+        tls_key_file=values.get("tls_key_file"),
+        tls_verify=values.get("tls_verify", True),
+        max_bytes_per_send=values.get("max_bytes_per_send", DEFAULT_SEND_BYTES),
+        max_sends_in_flight=values.get("max_sends_in_flight", DEFAULT_SENDS_IN_FLIGHT),
+        send_interval=values.get("send_interval", DEFAULT_SEND_INTERVAL),
+    )
+
+
+def _merged_options(url: str, query: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters and table keys, each parsed; one option given twice is an error."""
+    raw: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in raw:
+            raise ConfigError(f"sink {url!r}: option {key!r} is given twice in the URL")
+        raw[key] = value
+    for key, value in options.items():
+        if key in raw:
+            raise ConfigError(f"sink {url!r}: option {key!r} is given both in the URL and in the [[sinks]] table")
+        raw[key] = value
+    parsed: dict[str, Any] = {}
+    for key, value in raw.items():
+        parse = OPTIONS.get(key)
+        if parse is None:
+            raise ConfigError(f"sink {url!r}: unknown option {key!r} (known: {', '.join(sorted(OPTIONS))})")
+        try:
+            parsed[key] = parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"sink {url!r}: option {key!r}: {exc}") from None
+    return parsed
+
+
+def _servers(url: str, hostlist: str) -> list[tuple[str, int]]:
+    """``host[:port]`` items separated by commas; IPv6 addresses in brackets."""
+    servers = []
+    for item in hostlist.split(","):
+        host, port = item, DEFAULT_PORT
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            if rest:
+                port = _port(url, rest.removeprefix(":"))
+        elif ":" in item:
+            host, _, text = item.rpartition(":")
+            port = _port(url, text)
+        if not host:
+            raise ConfigError(f"sink {url!r}: no host given (use nats://HOST:PORT[,HOST:PORT…])")
+        servers.append((host, port))
+    return servers
+
+
+def _port(url: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"sink {url!r}: bad port {text!r}")
+    return int(text)
+
+
+def _credentials(url: str, userinfo: str, values: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """User and password (``user:password@``, percent-encoded), or a token (``token@``), from the
+    URL or from the options' environment variables."""
+    user, has_password, password = userinfo.partition(":")
+    user = unquote(user)
+    token = user if user and not has_password else None  # nats://TOKEN@host, as nats-py reads it
+    if has_password and user and "username" in values:
+        raise ConfigError(f"sink {url!r}: option 'username' is given both in the URL and as an option")
+    secret = unquote(password) if has_password and password else None
+    username = (user if has_password else None) or values.get("username")
+    if "password_env" in values:
+        if secret is not None:
+            raise ConfigError(f"sink {url!r}: a password is given both in the URL and by 'password_env'")
+        secret = _from_env(url, "password_env", values["password_env"])
+    if "token_env" in values:
+        if token is not None:
+            raise ConfigError(f"sink {url!r}: a token is given both in the URL and by 'token_env'")
+        token = _from_env(url, "token_env", values["token_env"])
+    if token is not None and (username or secret):
+        raise ConfigError(f"sink {url!r}: give either a token or a user and password, not both")
+    if secret is not None and not username:
+        raise ConfigError(f"sink {url!r}: a password needs a user (nats://USER:PASS@HOST or 'username')")
+    return username or None, secret, token
+
+
+def _from_env(url: str, key: str, variable: str) -> str:
+    value = os.environ.get(variable)
+    if value is None:
+        raise ConfigError(f"sink {url!r}: option {key!r}: environment variable {variable!r} is not set")
+    return value
+
+
+def _safe_url(url: str, netloc: str, userinfo: str) -> str:
+    """The URL with its password or token replaced by ``***``, for messages and ``describe()``."""
+    if not userinfo:
+        return url
+    user, has_password, _ = userinfo.partition(":")
+    masked = f"{user}:***" if has_password else "***"
+    return url.replace(netloc, f"{masked}@{netloc.rpartition('@')[2]}", 1)
