@@ -12,8 +12,8 @@ import importlib.metadata
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import pluggy

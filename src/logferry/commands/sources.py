@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..engine import own_outputs, patterns_of
 from ..files.discovery import lineage_of, match_heads, saved_record, starts_at_tail
 from ..files.identity import FingerprintIndex, Key
 from ..files.listing import COMPRESSED, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
+from ..files.record import LIVE, FileRecord
 from ..plugins import PluginHost
 from ..settings import Settings
-from ..files.record import LIVE, FileRecord
 from ..state.checkpoints import DB_NAME, read_records
 from .config import effective_sinks
 

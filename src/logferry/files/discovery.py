@@ -33,9 +33,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from .record import DONE, GONE, LIVE, FileRecord, new_file_id
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key, line_id_base, next_origin
 from .listing import Found, Listing, copy_guards, guards, inspect, survey, tails, unmatched
+from .record import DONE, GONE, LIVE, FileRecord, new_file_id
 from .tailer import HEAD_KEPT, Tailer, Wiring
 
 if TYPE_CHECKING:
