@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,16 @@ async def _read(url: str, stream: str, connect: dict[str, Any]) -> list[Message]
             deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30))
         sub = await js.pull_subscribe_bind(consumer.name, stream)
         got: list[Message] = []
+        deadline = time.monotonic() + 60
         while len(got) < total:
-            for msg in await sub.fetch(min(total - len(got), 2000), timeout=10):
-                got.append(Message(msg.subject, dict(msg.headers or {}), msg.data))
+            try:
+                fetched = await sub.fetch(min(total - len(got), 2000), timeout=10)
+            except nats.js.errors.ServiceUnavailableError:  # a new R3 consumer still electing its leader
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+                continue
+            got.extend(Message(msg.subject, dict(msg.headers or {}), msg.data) for msg in fetched)
         await sub.unsubscribe()
         await js.delete_consumer(stream, consumer.name)
         return got
