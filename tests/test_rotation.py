@@ -251,7 +251,7 @@ def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_fir
     os.rename(log, tmp_path / "in" / "app.log.1")
     log.write_bytes(b"new-1\n")
 
-    real = logferry.files.tailer._open_checked
+    real = logferry.files.tailer.open_checked
     moved = []
 
     def rotated_again_first(path: str, *args):  # a second rotation races the first open of app.log.1
@@ -260,7 +260,7 @@ def test_a_file_renamed_before_its_tailer_could_open_it_is_found_and_drained_fir
             moved.append(path)
         return real(path, *args)
 
-    monkeypatch.setattr(logferry.files.tailer, "_open_checked", rotated_again_first)
+    monkeypatch.setattr(logferry.files.tailer, "open_checked", rotated_again_first)
 
     async def until(engine) -> None:
         await wait_for(lambda: len(out_lines(tmp_path)) == 3)
@@ -281,7 +281,7 @@ def test_a_copytruncate_before_the_first_read_is_noticed(settings, tmp_path: Pat
     s = settings(str(tmp_path / "in" / "app.log*"), rotate_wait=0.5)
     log = tmp_path / "in" / "app.log"
     log.write_bytes(lines("a", 200))  # longer than a fingerprint: the scan's head is the whole fingerprint
-    real = logferry.files.tailer._open_checked
+    real = logferry.files.tailer.open_checked
     rotated = []
 
     def copytruncate_first(path: str, *args):  # on a worker thread, as the tailer's first open
@@ -292,7 +292,7 @@ def test_a_copytruncate_before_the_first_read_is_noticed(settings, tmp_path: Pat
             rotated.append(path)
         return real(path, *args)
 
-    monkeypatch.setattr(logferry.files.tailer, "_open_checked", copytruncate_first)
+    monkeypatch.setattr(logferry.files.tailer, "open_checked", copytruncate_first)
 
     async def until(engine) -> None:
         await wait_for(lambda: len(out_lines(tmp_path)) >= 500)

@@ -251,9 +251,12 @@ def test_a_dormant_tailer_has_no_task_until_woken_and_its_repr_says_where_it_is(
 def test_a_tailer_refuses_a_transition_its_lifecycle_does_not_have(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     log.write_bytes(b"")
-    tailer = Tailer(wiring(tmp_path), Finder(), record_for(log), str(log))
-    with pytest.raises(RuntimeError, match="cannot go from new to sleeping"):
-        tailer._enter(Phase.SLEEPING)
+    tailer = Tailer(wiring(tmp_path, Budget(full=True)), Finder(), record_for(log), str(log))
+    tailer.start_unopened()
+    assert tailer.go_dormant()
+    with pytest.raises(RuntimeError, match="cannot go from dormant to parked"):
+        tailer.park_before_start()  # dormant means asleep at its end: it has no read to wait for
+    assert tailer.phase is Phase.DORMANT
 
 
 def test_discovery_saves_new_files_records_before_starting_them_oldest_first(tmp_path: Path) -> None:

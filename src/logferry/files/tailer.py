@@ -426,7 +426,7 @@ class Tailer:
             self._release()
         await descriptors.slot()  # beyond the open-file budget, wait for a descriptor
         try:
-            opened = await self.wiring.blocking(_open_checked, self.path, self.key)
+            opened = await self.wiring.blocking(open_checked, self.path, self.key)
         finally:
             descriptors.opening_done()
         if opened is None:
@@ -632,7 +632,7 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _open_checked(path: str, key: Key) -> int | None:
+def open_checked(path: str, key: Key) -> int | None:
     """Open ``path`` if it is still the file ``key``; runs on a worker thread. Whether its bytes are
     still those we read (not truncated, rewritten, or a reused inode) is for the next read to find:
     it checks the guard before our offset and the head, and restarts the file if they changed."""
