@@ -14,7 +14,9 @@ or on the command line with ``pytest -p logferry.testing``. It provides:
   and your sink is checked for everything the engine relies on (order, acknowledgement, any bytes,
   errors that surface, idempotent stop, flush on stop, a loop that never blocks);
 * :func:`run_debug` / :func:`run_without_blocking`: run a coroutine in asyncio debug mode and
-  collect (or fail on) callbacks that blocked the event loop.
+  collect (or fail on) callbacks that blocked the event loop;
+* :func:`free_port` / :func:`stop_process`: for tests against a real server on 127.0.0.1, a port
+  to start it on and a stop that always reaps it (SIGKILL stops it as a crash would).
 
 The contract's tests need no asyncio plugin for pytest: each runs its own loop.
 
@@ -48,6 +50,9 @@ import inspect
 import itertools
 import math
 import os
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -68,10 +73,12 @@ __all__ = [
     "SinkCase",
     "SinkContract",
     "SlowCallbacks",
+    "free_port",
     "plugin_manager",
     "register_plugin",
     "run_debug",
     "run_without_blocking",
+    "stop_process",
 ]
 
 T = TypeVar("T")
@@ -424,6 +431,30 @@ def run_without_blocking(main: Callable[[], Awaitable[T]], slow_callback: float 
     if slow:
         pytest.fail(f"callbacks blocked the event loop for more than {slow_callback}s: {list(slow)}")
     return result
+
+
+# -- real servers -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nobody listens on now: the kernel's pick, released at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Send ``sig`` to ``proc`` unless it has ended, and reap it; still running after ``timeout``
+    seconds, it is killed. A test server stopped with ``signal.SIGKILL`` stops as in a crash."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 # -- fixtures -------------------------------------------------------------------------

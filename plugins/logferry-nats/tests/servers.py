@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
 import urllib.request
 from pathlib import Path
+
+from logferry.testing import free_port, stop_process
 
 
 def _find_binary() -> str | None:
@@ -29,13 +30,6 @@ def _find_binary() -> str | None:
 
 
 NATS_SERVER = _find_binary()
-
-
-def free_port() -> int:
-    """A port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NatsServer:
@@ -103,17 +97,9 @@ class NatsServer:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the process (SIGKILL: as a crash)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout and self.proc.stdout.close()
-        self.proc = None
+        if self.proc is not None:
+            stop_process(self.proc, sig, timeout=15)
+            self.proc = None
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections stay open but nothing answers."""

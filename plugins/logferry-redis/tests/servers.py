@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from logferry import testing
+
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
 CLUSTER_BUS_OFFSET = 10000  # redis' default cluster bus port is the client port + 10000
@@ -19,12 +21,8 @@ CLUSTER_BUS_OFFSET = 10000  # redis' default cluster bus port is the client port
 def free_port(also_free: int | None = None) -> int:
     """A port nobody listens on now (with ``also_free``: port + that offset is free too)."""
     while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if also_free is None:
-            return port
-        if port + also_free < 65536 and _bindable(port + also_free):
+        port = testing.free_port()
+        if also_free is None or (port + also_free < 65536 and _bindable(port + also_free)):
             return port
 
 
@@ -105,17 +103,9 @@ class RedisServer:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the process (SIGKILL: as a crash; with ``appendfsync always`` no reply is lost)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout and self.proc.stdout.close()
-        self.proc = None
+        if self.proc is not None:
+            testing.stop_process(self.proc, sig, timeout=10)
+            self.proc = None
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections stay open but nothing answers."""

@@ -7,16 +7,16 @@ mean the same. Any mistake is a :class:`logferry.ConfigError` naming the option.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from logferry import ConfigError
 from logferry.settings import format_duration, format_size, parse_duration, parse_size
+from logferry.sinks import kit
 
 from .subjects import SubjectTemplate
 
@@ -35,8 +35,6 @@ SCHEMES = ("nats",)
 FORMATS = ("raw", "json")
 STORAGE = ("file", "memory")
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 _BAD_STREAM_NAME = re.compile(r"[\s.*>/\\]")
 
 
@@ -91,54 +89,19 @@ class NatsConfig:
         return shown
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = value.lower() if isinstance(value, str) else ""
-    if text not in _TRUE | _FALSE:
-        raise ValueError(f"expected true or false, got {value!r}")
-    return text in _TRUE
-
-
-def _positive_int(value: Any) -> int:
-    # Parsers raise ValueError whatever went wrong: the caller turns it into a ConfigError.
-    number = value if isinstance(value, int) and not isinstance(value, bool) else None
-    if isinstance(value, str) and value.strip().isdigit():
-        number = int(value)
-    if number is None or number <= 0:
-        raise ValueError(f"expected a whole number above 0, got {value!r}")
-    return number
-
-
 def _replicas(value: Any) -> int:
-    number = _positive_int(value)
+    number = kit.positive_int(value)
     if number > 5:
         raise ValueError(f"JetStream keeps 1 to 5 replicas of a stream, got {value!r}")
     return number
 
 
-def _timeout(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"expected a duration above 0 such as 5 or \"500ms\", got {value!r}")
-    return seconds
-
-
-def _interval(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"expected a duration such as 0 or \"5ms\", got {value!r}")
-    return seconds
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
+_timeout = kit.checked(parse_duration, lambda seconds: seconds > 0, 'a duration above 0 such as 5 or "500ms"')
+_interval = kit.checked(parse_duration, lambda seconds: seconds >= 0, 'a duration such as 0 or "5ms"')
 
 
 def _stream_name(value: Any) -> str:
-    name = _text(value)
+    name = kit.text(value)
     if _BAD_STREAM_NAME.search(name):
         raise ValueError(f"a stream name holds no space, '.', '*', '>', '/' or '\\', got {value!r}")
     return name
@@ -153,25 +116,25 @@ def _choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
-OPTIONS: dict[str, Callable[[Any], Any]] = {
-    "subject": _text,
+OPTIONS: dict[str, kit.Parser] = {
+    "subject": kit.text,
     "stream": _stream_name,
     "format": _choice(*FORMATS),
-    "create": _bool,
+    "create": kit.boolean,
     "replicas": _replicas,
     "duplicate_window": _timeout,
     "storage": _choice(*STORAGE),
     "timeout": _timeout,
-    "username": _text,
-    "password_env": _text,
-    "token_env": _text,
-    "tls": _bool,
-    "tls_ca_file": _text,
-    "tls_cert_file": _text,
-    "tls_key_file": _text,
-    "tls_verify": _bool,
+    "username": kit.text,
+    "password_env": kit.text,
+    "token_env": kit.text,
+    "tls": kit.boolean,
+    "tls_ca_file": kit.text,
+    "tls_cert_file": kit.text,
+    "tls_key_file": kit.text,
+    "tls_verify": kit.boolean,
     "max_bytes_per_send": parse_size,
-    "max_sends_in_flight": _positive_int,
+    "max_sends_in_flight": kit.positive_int,
     "send_interval": _interval,
 }
 """Every option the sink knows, with its parser (query strings and TOML values alike)."""
@@ -190,8 +153,8 @@ def parse_config(url: str, scheme: str, options: dict[str, Any], hostname: str |
     if parts.path.strip("/"):
         raise ConfigError(f"sink {name!r}: a nats:// URL has no path (give the subject as ?subject=NAME),"
                           f" got {parts.path!r}")
-    values = _merged_options(name, parts.query, options)
-    servers = _servers(name, hostlist)
+    values = kit.parse_options(name, parts.query, options, OPTIONS)
+    servers = kit.parse_hosts(name, hostlist, DEFAULT_PORT, "nats://HOST:PORT[,HOST:PORT…]")
     username, password, token = _credentials(name, userinfo, values)
     try:
         subject = SubjectTemplate(values.get("subject", DEFAULT_SUBJECT), hostname or socket.gethostname())
@@ -222,53 +185,6 @@ def parse_config(url: str, scheme: str, options: dict[str, Any], hostname: str |
     )
 
 
-def _merged_options(url: str, query: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Query parameters and table keys, each parsed; one option given twice is an error."""
-    raw: dict[str, Any] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key in raw:
-            raise ConfigError(f"sink {url!r}: option {key!r} is given twice in the URL")
-        raw[key] = value
-    for key, value in options.items():
-        if key in raw:
-            raise ConfigError(f"sink {url!r}: option {key!r} is given both in the URL and in the [[sinks]] table")
-        raw[key] = value
-    parsed: dict[str, Any] = {}
-    for key, value in raw.items():
-        parse = OPTIONS.get(key)
-        if parse is None:
-            raise ConfigError(f"sink {url!r}: unknown option {key!r} (known: {', '.join(sorted(OPTIONS))})")
-        try:
-            parsed[key] = parse(value)
-        except ValueError as exc:
-            raise ConfigError(f"sink {url!r}: option {key!r}: {exc}") from None
-    return parsed
-
-
-def _servers(url: str, hostlist: str) -> list[tuple[str, int]]:
-    """``host[:port]`` items separated by commas; IPv6 addresses in brackets."""
-    servers = []
-    for item in hostlist.split(","):
-        host, port = item, DEFAULT_PORT
-        if item.startswith("["):
-            host, _, rest = item[1:].partition("]")
-            if rest:
-                port = _port(url, rest.removeprefix(":"))
-        elif ":" in item:
-            host, _, text = item.rpartition(":")
-            port = _port(url, text)
-        if not host:
-            raise ConfigError(f"sink {url!r}: no host given (use nats://HOST:PORT[,HOST:PORT…])")
-        servers.append((host, port))
-    return servers
-
-
-def _port(url: str, text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ConfigError(f"sink {url!r}: bad port {text!r}")
-    return int(text)
-
-
 def _credentials(url: str, userinfo: str, values: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     """User and password (``user:password@``, percent-encoded), or a token (``token@``), from the
     URL or from the options' environment variables."""
@@ -282,23 +198,16 @@ def _credentials(url: str, userinfo: str, values: dict[str, Any]) -> tuple[str |
     if "password_env" in values:
         if secret is not None:
             raise ConfigError(f"sink {url!r}: a password is given both in the URL and by 'password_env'")
-        secret = _from_env(url, "password_env", values["password_env"])
+        secret = kit.from_env(url, "password_env", values["password_env"])
     if "token_env" in values:
         if token is not None:
             raise ConfigError(f"sink {url!r}: a token is given both in the URL and by 'token_env'")
-        token = _from_env(url, "token_env", values["token_env"])
+        token = kit.from_env(url, "token_env", values["token_env"])
     if token is not None and (username or secret):
         raise ConfigError(f"sink {url!r}: give either a token or a user and password, not both")
     if secret is not None and not username:
         raise ConfigError(f"sink {url!r}: a password needs a user (nats://USER:PASS@HOST or 'username')")
     return username or None, secret, token
-
-
-def _from_env(url: str, key: str, variable: str) -> str:
-    value = os.environ.get(variable)
-    if value is None:
-        raise ConfigError(f"sink {url!r}: option {key!r}: environment variable {variable!r} is not set")
-    return value
 
 
 def _safe_url(url: str, netloc: str, userinfo: str) -> str:

@@ -9,75 +9,31 @@ the sink captures). A template is checked when the sink is made, so a typo fails
 
 from __future__ import annotations
 
-import os
 import re
-import string
 
-FIELDS = {
-    "path": "the file's path",
-    "name": "the file's name (basename)",
-    "stem": "the file's name up to its first dot: app.log, app.log.1 and app.log-2026 give 'app'",
-    "dir": "the name of the file's directory",
-    "host": "this machine's host name",
-}
-_CACHE_MAX = 4096
+from logferry.sinks.kit import SourceTemplate
+
 _NOT_IN_TOKEN = re.compile(r"[\s.*>\x00-\x1f\x7f]")
 
 
-class SubjectTemplate:
+class SubjectTemplate(SourceTemplate):
     """A subject with optional ``{field}`` placeholders (``{{`` and ``}}`` for literal braces)."""
 
     def __init__(self, template: str, host: str) -> None:
-        self.template = template
-        self.host = host
-        self._pieces: list[tuple[str, str | None]] = []
-        try:
-            parsed = list(string.Formatter().parse(template))
-        except ValueError as exc:  # an unmatched brace
-            raise ValueError(f"{exc} in {template!r} (write {{{{ and }}}} for literal braces)") from None
-        for literal, name, spec, conversion in parsed:
-            if name is not None and name not in FIELDS:
-                known = ", ".join(f"{{{f}}}" for f in FIELDS)
-                raise ValueError(f"unknown field {{{name}}} in {template!r} (known: {known})")
-            if spec or conversion:
-                raise ValueError(f"{{{name}}} takes no format spec or conversion in {template!r}")
-            self._pieces.append((literal, name))
-        self.fixed = all(name is None for _, name in self._pieces)
+        super().__init__(template, host)
         self.wildcard = self._join("*")
         """The subjects this template can give, as a subject filter: ``logs.{stem}`` is ``logs.*``."""
         _check_subject(self._join("x"), template)
-        self._cache: dict[str, bytes] = {}
 
-    def render(self, path: str) -> bytes:
-        """The subject for lines of the file at ``path``."""
-        subject = self._cache.get(path)
-        if subject is None:
-            if len(self._cache) >= _CACHE_MAX:  # bounded: files come and go over months
-                self._cache.clear()
-            subject = self._cache[path] = self._render(path).encode()
-        return subject
-
-    def _render(self, path: str) -> str:
-        base = os.path.basename(path)
-        values = {
-            "path": path,
-            "name": base,
-            "stem": base.lstrip(".").split(".", 1)[0] or base,
-            "dir": os.path.basename(os.path.dirname(path)),
-            "host": self.host,
-        }
-        return "".join(literal + (_token(values[name]) if name else "") for literal, name in self._pieces)
+    def field_text(self, value: str) -> str:
+        """``value`` as one subject token of valid UTF-8."""
+        text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return _NOT_IN_TOKEN.sub("_", text) or "_"
 
     def _join(self, placeholder: str) -> str:
         """The template with every token holding a placeholder replaced by ``placeholder``."""
-        text = "".join(literal + ("\0" if name else "") for literal, name in self._pieces)
+        text = "".join(literal + ("\0" if name else "") for literal, name in self.pieces)
         return ".".join(placeholder if "\0" in token else token for token in text.split("."))
-
-
-def _token(value: str) -> str:
-    """``value`` as one subject token of valid UTF-8."""
-    text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return _NOT_IN_TOKEN.sub("_", text) or "_"
 
 
 def _check_subject(subject: str, template: str) -> None:

@@ -7,15 +7,14 @@ Every option may come as a URL query parameter (a string) or as a key of the ``[
 
 from __future__ import annotations
 
-import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from logferry import ConfigError
 from logferry.settings import format_duration, format_size, parse_duration, parse_size
+from logferry.sinks import kit
 
 from .streams import StreamTemplate
 
@@ -30,10 +29,6 @@ DEFAULT_SENDS_IN_FLIGHT = 2
 # ~0.5 ms of CPU across the engine and the sink's thread) for ~2 ms more latency.
 DEFAULT_SEND_INTERVAL = 0.003
 SCHEMES = ("redis", "rediss", "redis+cluster")
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-
 
 @dataclass(frozen=True)
 class RedisConfig:
@@ -74,43 +69,8 @@ class RedisConfig:
         return shown
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = value.lower() if isinstance(value, str) else ""
-    if text not in _TRUE | _FALSE:
-        raise ValueError(f"expected true or false, got {value!r}")
-    return text in _TRUE
-
-
-def _positive_int(value: Any) -> int:
-    # Parsers raise ValueError whatever went wrong: the caller turns it into a ConfigError.
-    number = value if isinstance(value, int) and not isinstance(value, bool) else None
-    if isinstance(value, str) and value.strip().isdigit():
-        number = int(value)
-    if number is None or number <= 0:
-        raise ValueError(f"expected a whole number above 0, got {value!r}")
-    return number
-
-
-def _timeout(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"expected a duration above 0 such as 5 or \"500ms\", got {value!r}")
-    return seconds
-
-
-def _interval(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"expected a duration such as 0 or \"5ms\", got {value!r}")
-    return seconds
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
+_timeout = kit.checked(parse_duration, lambda seconds: seconds > 0, 'a duration above 0 such as 5 or "500ms"')
+_interval = kit.checked(parse_duration, lambda seconds: seconds >= 0, 'a duration such as 0 or "5ms"')
 
 
 def _ignored(value: Any) -> Any:
@@ -118,20 +78,20 @@ def _ignored(value: Any) -> Any:
     return value
 
 
-OPTIONS: dict[str, Callable[[Any], Any]] = {
-    "stream": _text,
-    "maxlen": _positive_int,
-    "cluster": _bool,
+OPTIONS: dict[str, kit.Parser] = {
+    "stream": kit.text,
+    "maxlen": kit.positive_int,
+    "cluster": kit.boolean,
     "timeout": _timeout,
-    "username": _text,
-    "password_env": _text,
-    "tls": _bool,
-    "tls_ca_file": _text,
-    "tls_cert_file": _text,
-    "tls_key_file": _text,
-    "tls_verify": _bool,
+    "username": kit.text,
+    "password_env": kit.text,
+    "tls": kit.boolean,
+    "tls_ca_file": kit.text,
+    "tls_cert_file": kit.text,
+    "tls_key_file": kit.text,
+    "tls_verify": kit.boolean,
     "max_bytes_per_send": parse_size,
-    "max_sends_in_flight": _positive_int,
+    "max_sends_in_flight": kit.positive_int,
     "send_interval": _interval,
     "format": _ignored,
 }
@@ -148,9 +108,9 @@ def parse_config(url: str, scheme: str, options: dict[str, Any], hostname: str |
     name = _safe_url(url, parts.netloc, userinfo)  # names the sink in messages: never with its password
     if scheme not in SCHEMES:
         raise ConfigError(f"sink {name!r}: scheme must be one of {', '.join(SCHEMES)}")
-    values = _merged_options(name, parts.query, options)
+    values = kit.parse_options(name, parts.query, options, OPTIONS, overridable={"format"})
     cluster = scheme == "redis+cluster" or values.get("cluster", False)
-    nodes = _nodes(name, hostlist)
+    nodes = kit.parse_hosts(name, hostlist, DEFAULT_PORT, "redis://HOST:PORT/DB")
     if len(nodes) > 1 and not cluster:
         raise ConfigError(f"sink {name!r}: several hosts are only allowed for Redis Cluster (redis+cluster://)")
     db = _db(name, parts.path)
@@ -182,53 +142,6 @@ def parse_config(url: str, scheme: str, options: dict[str, Any], hostname: str |
     )
 
 
-def _merged_options(url: str, query: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Query parameters and table keys, each parsed; one option given twice is an error."""
-    raw: dict[str, Any] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key in raw:
-            raise ConfigError(f"sink {url!r}: option {key!r} is given twice in the URL")
-        raw[key] = value
-    for key, value in options.items():
-        if key in raw and key != "format":
-            raise ConfigError(f"sink {url!r}: option {key!r} is given both in the URL and in the [[sinks]] table")
-        raw[key] = value
-    parsed: dict[str, Any] = {}
-    for key, value in raw.items():
-        parse = OPTIONS.get(key)
-        if parse is None:
-            raise ConfigError(f"sink {url!r}: unknown option {key!r} (known: {', '.join(sorted(OPTIONS))})")
-        try:
-            parsed[key] = parse(value)
-        except ValueError as exc:
-            raise ConfigError(f"sink {url!r}: option {key!r}: {exc}") from None
-    return parsed
-
-
-def _nodes(url: str, hostlist: str) -> list[tuple[str, int]]:
-    """``host[:port]`` items separated by commas; IPv6 addresses in brackets."""
-    nodes = []
-    for item in hostlist.split(","):
-        host, port = item, DEFAULT_PORT
-        if item.startswith("["):
-            host, _, rest = item[1:].partition("]")
-            if rest:
-                port = _port(url, rest.removeprefix(":"))
-        elif ":" in item:
-            host, _, text = item.rpartition(":")
-            port = _port(url, text)
-        if not host:
-            raise ConfigError(f"sink {url!r}: no host given (use redis://HOST:PORT/DB)")
-        nodes.append((host, port))
-    return nodes
-
-
-def _port(url: str, text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ConfigError(f"sink {url!r}: bad port {text!r}")
-    return int(text)
-
-
 def _db(url: str, path: str) -> int:
     text = path.strip("/")
     if not text:
@@ -249,9 +162,7 @@ def _credentials(url: str, userinfo: str, values: dict[str, Any]) -> tuple[str |
     if env is not None:
         if secret is not None:
             raise ConfigError(f"sink {url!r}: a password is given both in the URL and by 'password_env'")
-        secret = os.environ.get(env)
-        if secret is None:
-            raise ConfigError(f"sink {url!r}: option 'password_env': environment variable {env!r} is not set")
+        secret = kit.from_env(url, "password_env", env)
     return username or None, secret
 
 
