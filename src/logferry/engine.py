@@ -101,10 +101,6 @@ class Engine:
         """Set once the first scan is done and its files are being followed."""
         return self.discovery.ready
 
-    @property
-    def stopping(self) -> bool:
-        return self.followed.stopping
-
     # -- the public surface --------------------------------------------------------
 
     async def run(self) -> None:
