@@ -204,3 +204,9 @@ def test_renders_are_cached_within_a_bound() -> None:
         assert template.render(f"/d/{i}.log") == f"{i}.log".encode()
     assert len(template._cache) <= kit._CACHE_MAX
     assert template.render("/d/0.log") is template.render("/d/0.log")
+
+
+def test_a_choice_names_what_it_allows():
+    assert kit.choice("raw", "json")("json") == "json"
+    with pytest.raises(ValueError, match="expected one of 'raw', 'json', got 'xml'"):
+        kit.choice("raw", "json")("xml")

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 from .errors import ConfigError, LogferryError, NotAcknowledged, SinkError
 from .hookspecs import hookimpl
 from .records.batch import Batch
-from .records.formats import JsonRecords, json_body, json_chunks
+from .records.formats import JsonRecords, encode_json, json_body, json_chunks
 from .settings import Settings, SinkSpec
 from .sinks.base import Sink, ThreadedSink
 
@@ -30,6 +30,7 @@ __all__ = [
     "SinkSpec",
     "ThreadedSink",
     "__version__",
+    "encode_json",
     "hookimpl",
     "json_body",
     "json_chunks",

@@ -3,6 +3,6 @@
 They live in :mod:`logferry.records.formats`; new code imports them from ``logferry``.
 """
 
-from .records.formats import JsonRecords, iso_ts, json_body, json_chunks
+from .records.formats import JsonRecords, encode_json, iso_ts, json_body, json_chunks
 
-__all__ = ["JsonRecords", "iso_ts", "json_body", "json_chunks"]
+__all__ = ["JsonRecords", "encode_json", "iso_ts", "json_body", "json_chunks"]

@@ -1,4 +1,4 @@
-"""Batches → every sink → acknowledgements → checkpoint offsets, with bounded bytes in flight.
+"""Batches → every sink → acknowledgements → each batch's position told, with bounded bytes in flight.
 
 Each sink has a lane: what is queued for it, per file, in file order. The lane's consumer task
 hands the sink everything queued from any file at once (up to the sink's ``max_bytes_per_send``

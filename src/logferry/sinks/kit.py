@@ -4,7 +4,7 @@ A sink takes its options from two places, the URL's query (strings) and its ``[[
 (TOML values). :func:`parse_options` runs both through one table of parsers, so ``?maxlen=1000``
 and ``maxlen = 1000`` mean the same; a parser is any callable that takes the raw value and returns
 the parsed one or raises :class:`ValueError` (:func:`boolean`, :func:`positive_int`, :func:`text`,
-:func:`checked` are ready-made). Every mistake becomes one :class:`~logferry.errors.ConfigError`
+:func:`choice`, :func:`checked` are ready-made). Every mistake becomes one :class:`~logferry.errors.ConfigError`
 naming the sink and the option: the run exits with code 2 and that line, never a traceback.
 
 The ``sink`` argument of these functions names the sink in messages: pass its URL with any
@@ -64,6 +64,17 @@ def text(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a non-empty string, got {value!r}")
     return value
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    """One of the strings ``allowed``."""
+
+    def parse_choice(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return str(value)
+
+    return parse_choice
 
 
 def checked(parse: Callable[[Any], T], accept: Callable[[T], bool], expected: str) -> Callable[[Any], T]:

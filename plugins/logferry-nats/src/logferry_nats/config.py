@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -107,23 +106,14 @@ def _stream_name(value: Any) -> str:
     return name
 
 
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    return parse
-
-
 OPTIONS: dict[str, kit.Parser] = {
     "subject": kit.text,
     "stream": _stream_name,
-    "format": _choice(*FORMATS),
+    "format": kit.choice(*FORMATS),
     "create": kit.boolean,
     "replicas": _replicas,
     "duplicate_window": _timeout,
-    "storage": _choice(*STORAGE),
+    "storage": kit.choice(*STORAGE),
     "timeout": _timeout,
     "username": kit.text,
     "password_env": kit.text,

@@ -14,11 +14,9 @@ import bisect
 import itertools
 import os
 from collections.abc import Iterator
-from json.encoder import encode_basestring  # the C encoder: keeps non-ASCII as is
 from urllib.parse import quote_from_bytes
 
-from logferry import Batch, JsonRecords, json_body
-from logferry.formats import iso_ts
+from logferry import Batch, encode_json
 
 RUN_LINES = 1024
 """Messages formatted by one ``%`` (and written at once): ~170 KiB at 100-byte lines."""
@@ -56,7 +54,8 @@ def messages(subject: bytes, reply: bytes, batch: Batch, json: bool, max_payload
     yielding anything if one message would exceed ``max_payload``."""
     offsets, payloads = batch.split()
     if json:
-        payloads = _json_records(batch)
+        payloads = encode_json(batch).split(b"\n")  # a record holds no raw newline: JSON escapes it
+        payloads.pop()
     ident, path = batch.file_id.encode(), path_header(batch.path)
     head = b"NATS/1.0\r\nNats-Msg-Id: %s:\r\nLogferry-Path: %s\r\nLogferry-Offset: \r\n\r\n" % (ident, path)
     if payloads:
@@ -83,12 +82,3 @@ def _check_size(batch: Batch, offsets: list[int], payloads: list[bytes], headers
     index = next(i for i, payload in enumerate(payloads) if len(payload) + headers > limit)
     raise TooLarge(batch, offsets[index], len(payloads[index]) + headers, limit)
 
-
-def _json_records(batch: Batch) -> list[bytes]:
-    """Each line's JSON record, as ``--format json`` writes it: ``ts``, ``path``, ``id``, ``offset``,
-    ``line`` (UTF-8, invalid bytes replaced). Built for the whole batch at once, then cut."""
-    head = f'{{"ts":"{iso_ts(batch.read_at)}","path":{encode_basestring(batch.path)},"id":"{batch.file_id}:'
-    body = json_body([JsonRecords(batch, (head, '","offset":', ',"line":"', '"}\n'))])
-    records = body.split(b"\n")  # a record holds no raw newline: JSON escapes it
-    records.pop()
-    return records
