@@ -35,6 +35,8 @@ from .files.reader import LinePolicy, read_size_for
 from .files.tailer import Wiring
 from .metrics import Metrics, age
 from .plugins import PluginHost, get_plugin_manager
+from .processors.routing import compile_route
+from .processors.stage import Processing, Step
 from .settings import Settings, SinkSpec
 from .sinks.base import Sink
 from .sinks.threadloop import quick_gil_handoff
@@ -75,6 +77,9 @@ class Engine:
         self.sinks = sinks if sinks is not None else [self.host.make_sink(s.url, s.options, settings) for s in specs]
         if not self.sinks:
             raise ConfigError("no sinks: every line needs somewhere to go")
+        steps = [Step(self.host.make_processor(spec, settings), tuple(spec.paths)) for spec in settings.processors]
+        routes = [compile_route(s.key, s.match) if s.match is not None else None for s in specs] \
+            if sinks is None else [None] * len(self.sinks)
         self.losses = Losses()
         self.metrics = Metrics()
         self.started_at = 0.0
@@ -89,8 +94,10 @@ class Engine:
         self.followed = Followed(self.descriptors)
         policy = LinePolicy(settings.max_line_bytes, settings.long_lines,
                             read_size_for(settings.max_inflight_bytes, min(s.max_bytes_per_send for s in self.sinks)))
-        wiring = Wiring(settings, policy, self.blocking, self.pipeline.budget, self.pipeline, self.committer,
-                        self.poller, self.descriptors, self.followed, self.losses)
+        # Processors (and routing) sit between the tailers and delivery only when configured.
+        self.processing = Processing(steps, routes, self.pipeline) if steps or any(routes) else None
+        wiring = Wiring(settings, policy, self.blocking, self.pipeline.budget, self.processing or self.pipeline,
+                        self.committer, self.poller, self.descriptors, self.followed, self.losses)
         self.discovery = Discovery(wiring, self.patterns, own_outputs(self.sinks))
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -130,6 +137,8 @@ class Engine:
         finally:
             await store.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
+            if self.processing is not None:
+                self.processing.close()
         if self.settings.once:
             self._raise_if_incomplete(failure)
 
@@ -200,7 +209,11 @@ class Engine:
         the checkpoint store; ``unread_bytes``: seen in followed files, not yet read; ``oldest_unshipped_age``:
         seconds since the oldest batch in flight was read; ``loop_lag``: the event loop's wake-up lateness
         (a histogram, see :mod:`logferry.metrics`); ``sinks``: per sink :class:`~logferry.delivery.pipeline.SinkStats`;
-        ``reserved_bytes``: the in-flight budget held for reads under way.
+        ``reserved_bytes``: the in-flight budget held for reads under way; ``processors``: each
+        ``[[processors]]`` table's :class:`~logferry.processors.base.Tally`; ``dropped``: records
+        dropped by processors (counted as delivered); ``unparsed``: records a parser passed on
+        unparsed; ``unrouted``: records no sink's ``match`` took (counted as delivered);
+        ``held_files``: files whose last records a processor holds back.
         """
         tailers, totals = list(self.followed), self.pipeline.totals
         return {
@@ -225,6 +238,8 @@ class Engine:
             "unread_bytes": sum(max(0, t.size - t.pos) for t in tailers),
             "oldest_unshipped_age": age(self.pipeline.oldest_read_at),
             "loop_lag": self.metrics.loop_lag.snapshot(),
+            **(self.processing.stats() if self.processing is not None else
+               {"processors": [], "dropped": 0, "unparsed": 0, "unrouted": 0, "held_files": 0}),
         }
 
     # -- what the stages share ---------------------------------------------------------
@@ -315,6 +330,13 @@ class Engine:
         tasks = self.followed.tasks()
         if tasks:
             await asyncio.wait(tasks)
+        if self.processing is not None:
+            # --once read every file to its end: what processors hold is complete. A stop leaves it
+            # held: its checkpoint is before it, so the next run assembles it again, whole.
+            if self.settings.once and not self._stop.is_set():
+                await self.processing.flush_all()
+            else:
+                await self.processing.settle()
         await self.pipeline.drain()
 
     async def _unless_stopped(self, coro: Any) -> bool:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .markers import hookimpl, hookspec
 
 if TYPE_CHECKING:
+    from .processors.base import Processor
     from .settings import Settings
     from .sinks.base import Sink
 
@@ -79,4 +80,43 @@ def logferry_make_sink(
         ``format`` (``"raw"`` or ``"json"``) when the user chose one.
     :param settings: the effective settings of the run.
     :return: a :class:`logferry.Sink`.
+    """
+
+
+# -------------------------------------------------------------------------
+# Processors: what happens to records on the way
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def logferry_processor_types() -> Iterable[str] | None:
+    """Declare the processor types this plugin serves, e.g. ``["geoip"]``: the ``type`` of a
+    ``[[processors]]`` table.
+
+    Two plugins declaring the same type is a configuration error that names both. ``logferry
+    plugins`` lists the types next to each plugin. The built-in types (``multiline``, ``json``,
+    ``logfmt``, ``regex``, ``drop``, ``keep``, ``fields``, ``redact``) are declared the same way.
+
+    :return: an iterable of type names.
+    """
+
+
+@hookspec(firstresult=True)
+def logferry_make_processor(type: str, options: dict[str, Any], settings: Settings, key: str) -> Processor | None:
+    """Create the processor of one ``[[processors]]`` table.
+
+    Called only on the plugin that declared ``type`` in :func:`logferry_processor_types`, once per
+    table, before the run starts. Validate ``options`` here and raise :class:`logferry.ConfigError`
+    with a message that starts with ``key`` and names the bad option (``f"{key} pattern: ..."``); it
+    is shown as one line and the run exits with code 2. Compile the regular expressions users give
+    with :func:`logferry.compile_pattern` (RE2: no line can make it hang). Stops at the first
+    non-None result.
+
+    :param type: the table's ``type``.
+    :param options: the table's other keys, except ``paths`` (logferry applies it: the processor
+        only sees the records of the files it matches).
+    :param settings: the effective settings of the run.
+    :param key: how the table is named in messages, e.g. ``[[processors]] #2 (geoip)``.
+    :return: a :class:`logferry.Processor`; its :meth:`~logferry.Processor.process` runs on the
+        processing thread, never on the event loop.
     """

@@ -20,11 +20,13 @@ import pluggy
 
 from . import __version__, hookspecs
 from .errors import ConfigError
-from .settings import Settings
+from .processors.base import Processor
+from .settings import ProcessorSpec, Settings
 from .sinks.base import Sink
 
 # name → module: the names are what ``logferry plugins`` lists and LOGFERRY_DISABLE_PLUGINS blocks
-BUILTIN_PLUGINS = {"logferry.sources": "logferry.files.sources", "logferry.sinks.builtin": "logferry.sinks.builtin"}
+BUILTIN_PLUGINS = {"logferry.sources": "logferry.files.sources", "logferry.sinks.builtin": "logferry.sinks.builtin",
+                   "logferry.processors": "logferry.processors.builtin"}
 ENTRY_POINT_GROUP = "logferry"
 
 log = logging.getLogger("logferry.plugins")
@@ -42,6 +44,7 @@ class PluginInfo:
     status: str = "loaded"  # "loaded", "blocked" or "failed"
     hooks: list[str] = field(default_factory=list)
     schemes: list[str] = field(default_factory=list)
+    processors: list[str] = field(default_factory=list)
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -149,7 +152,9 @@ class PluginHost:
             self._unregister_failed(info, f"implements unknown hook {', '.join(unknown)} (misspelled? mark "
                                           "hooks of newer logferry versions @hookimpl(optionalhook=True))")
             return
-        info.schemes = self._declared_schemes(info)
+        info.schemes = self._declared(info, "logferry_sink_schemes")
+        if info.status == "loaded":
+            info.processors = self._declared(info, "logferry_processor_types")
 
     def _unregister_failed(self, info: PluginInfo, error: str) -> None:
         """Mark a registered plugin failed and take it out of every hook call."""
@@ -175,14 +180,15 @@ class PluginHost:
             self.pm.unregister(name=name)
         self.infos = [info for info in self.infos if not (info.name == name and info.origin == "registered")]
 
-    def _declared_schemes(self, info: PluginInfo) -> list[str]:
-        for impl in self.pm.hook.logferry_sink_schemes.get_hookimpls():
+    def _declared(self, info: PluginInfo, hook: str) -> list[str]:
+        """The names a plugin declares through ``hook`` (sink schemes, processor types), lower-cased."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
             if impl.plugin_name == info.name:
                 try:
                     declared = cast("Iterable[object] | None", impl.function())
                     return sorted({str(s).lower() for s in declared or ()})
                 except Exception as exc:  # noqa: BLE001 - reported as the plugin's failure
-                    self._unregister_failed(info, f"logferry_sink_schemes raised {type(exc).__name__}: {exc}")
+                    self._unregister_failed(info, f"{hook} raised {type(exc).__name__}: {exc}")
         return []
 
     # -- calling -----------------------------------------------------------
@@ -193,17 +199,24 @@ class PluginHost:
 
     def schemes(self) -> dict[str, str]:
         """Scheme → name of the plugin serving it. Two plugins claiming one scheme is an error."""
+        return self._owners("sink scheme", lambda info: info.schemes)
+
+    def processor_types(self) -> dict[str, str]:
+        """Processor type → name of the plugin serving it. Two plugins claiming one type is an error."""
+        return self._owners("processor type", lambda info: info.processors)
+
+    def _owners(self, what: str, names: Any) -> dict[str, str]:
         owners: dict[str, str] = {}
         for info in self.infos:
             if info.status != "loaded":
                 continue
-            for scheme in info.schemes:
-                if scheme in owners:
+            for name in names(info):
+                if name in owners:
                     raise ConfigError(
-                        f"sink scheme {scheme!r} is claimed by two plugins: {owners[scheme]} and {info.name}"
+                        f"{what} {name!r} is claimed by two plugins: {owners[name]} and {info.name}"
                         " (block one with LOGFERRY_DISABLE_PLUGINS)"
                     )
-                owners[scheme] = info.name
+                owners[name] = info.name
         return owners
 
     def sources(self, settings: Settings) -> list[str]:
@@ -231,20 +244,43 @@ class PluginHost:
     def _all_but(self, name: str) -> list[object]:
         return [plugin for other, plugin in self.pm.list_name_plugin() if other != name]
 
+    def make_processor(self, spec: ProcessorSpec, settings: Settings) -> Processor:
+        """Ask the plugin that owns ``spec.type`` for its processor; a clear ConfigError otherwise."""
+        owners = self.processor_types()
+        owner = owners.get(spec.type.lower())
+        if owner is None:
+            raise ConfigError(f"{spec.key}: unknown processor type {spec.type!r}; installed types: "
+                              f"{', '.join(sorted(owners)) or 'none'}{self._unloaded_hint()}")
+        caller = self.pm.subset_hook_caller("logferry_make_processor", remove_plugins=self._all_but(owner))
+        try:
+            processor = caller(type=spec.type.lower(), options=dict(spec.options), settings=settings, key=spec.key)
+        except ConfigError:
+            raise
+        except Exception as exc:  # re-raised as one clear line naming the plugin
+            raise ConfigError(f"{spec.key}: plugin {owner} could not create it: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(processor, Processor):
+            raise ConfigError(f"{spec.key}: plugin {owner} declares type {spec.type!r} but returned "
+                              f"{type(processor).__name__}, not a logferry.Processor")
+        processor.type = spec.type.lower()
+        return processor
+
+    def _unloaded_hint(self) -> str:
+        failed = [i.name for i in self.infos if i.status == "failed"]
+        blocked = [i.name for i in self.infos if i.status == "blocked"]
+        hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
+        hint += f"; blocked plugins (LOGFERRY_DISABLE_PLUGINS, LOGFERRY_LOAD_PLUGINS, --no-plugins): " \
+                f"{', '.join(blocked)}" if blocked else ""
+        return hint
+
     def make_sink(self, url: str, options: dict[str, Any], settings: Settings) -> Sink:
         """Ask the plugin that owns ``url``'s scheme for a sink; a clear ConfigError otherwise."""
         scheme = sink_scheme(url)
         owners = self.schemes()
         owner = owners.get(scheme)
         if owner is None:
-            failed = [i.name for i in self.infos if i.status == "failed"]
-            blocked = [i.name for i in self.infos if i.status == "blocked"]
-            hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
-            hint += f"; blocked plugins (LOGFERRY_DISABLE_PLUGINS, LOGFERRY_LOAD_PLUGINS, --no-plugins): " \
-                    f"{', '.join(blocked)}" if blocked else ""
             raise ConfigError(
                 f"unknown sink scheme {scheme!r} in {url!r}; installed schemes: "
-                f"{', '.join(sorted(owners)) or 'none'}{hint}"
+                f"{', '.join(sorted(owners)) or 'none'}{self._unloaded_hint()}"
             )
         caller = self.pm.subset_hook_caller("logferry_make_sink", remove_plugins=self._all_but(owner))
         try:

@@ -174,6 +174,7 @@ class Settings:
     max_inflight_bytes: int = 16 << 20
     shutdown_timeout: float = 10.0
     sinks: list[SinkSpec] = field(default_factory=list)
+    processors: list[ProcessorSpec] = field(default_factory=list)
     state_dir: Path = field(default_factory=default_state_dir)
     commit_interval: float = 1.0
     forget_after: float = 7 * 86400.0
@@ -192,6 +193,21 @@ class SinkSpec:
 
     url: str
     options: dict[str, Any] = field(default_factory=dict)
+    match: dict[str, Any] | None = None
+    """Its ``match`` table: only the records it selects go to this sink (see ``processors.routing``)."""
+    key: str = "--sink"
+    """How it is named in messages: ``[[sinks]] #2`` for a table of the config file."""
+
+
+@dataclass
+class ProcessorSpec:
+    """One ``[[processors]]`` table: its type, the files it applies to, its options (checked by its plugin)."""
+
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+    key: str = "[[processors]]"
+    """How it is named in messages, e.g. ``config.toml: [[processors]] #2 (drop)``."""
 
 
 @dataclass(frozen=True)
@@ -328,8 +344,11 @@ def settings_from_dict(data: dict[str, Any], source: str = "config", base: Setti
         if section == "sinks":
             values["sinks"] = _sink_specs(table, source)
             continue
+        if section == "processors":
+            values["processors"] = _processor_specs(table, source)
+            continue
         if section not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section or key {section!r} (known: {', '.join(SECTIONS)}, sinks)")
+            raise ConfigError(f"{source}: unknown section or key {section!r} (known: {', '.join(SECTIONS)}, sinks, processors)")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         for key, raw in table.items():
@@ -351,6 +370,24 @@ def _sink_specs(table: Any, source: str) -> list[SinkSpec]:
     for n, entry in enumerate(table, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             raise ConfigError(f"{source}: [[sinks]] #{n}: needs a url string")
-        options = {k: v for k, v in entry.items() if k != "url"}
-        specs.append(SinkSpec(entry["url"], options))
+        options = {k: v for k, v in entry.items() if k not in ("url", "match")}
+        specs.append(SinkSpec(entry["url"], options, entry.get("match"), f"{source}: [[sinks]] #{n} match"))
+    return specs
+
+
+def _processor_specs(table: Any, source: str) -> list[ProcessorSpec]:
+    if not isinstance(table, list):
+        raise ConfigError(f"{source}: processors must be an array of tables ([[processors]])")
+    specs = []
+    for n, entry in enumerate(table, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str) or not entry["type"]:
+            raise ConfigError(f"{source}: [[processors]] #{n}: needs a type string (multiline, json, drop, ...)")
+        key = f"{source}: [[processors]] #{n} ({entry['type']})"
+        paths = entry.get("paths", [])
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+            raise ConfigError(f"{key} paths: needs a list of globs")
+        options = {k: v for k, v in entry.items() if k not in ("type", "paths")}
+        specs.append(ProcessorSpec(entry["type"], options, paths, key))
     return specs

@@ -22,7 +22,7 @@ import math
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -290,10 +290,14 @@ class Pipeline:
                 self._ack(piece.entry)
         lane.done(files)
 
-    async def submit(self, batch: Batch, position: Position, reserved: int = 0) -> int:
+    async def submit(self, batch: Batch, position: Position, reserved: int = 0,
+                     routes: Sequence[Batch | None] | None = None) -> int:
         """Queue ``batch`` for every sink; ``position`` is acknowledged once every sink has it. Its
         bytes come out of the caller's reservation in the budget (up to ``reserved``; returns what
-        was used of it); beyond it, waits while the budget is used up."""
+        was used of it); beyond it, waits while the budget is used up.
+
+        ``routes`` (one per sink, from the sinks' ``match``): what of ``batch`` goes to that sink
+        (None: all of it). A sink given an empty batch has nothing to send for it, and has it at once."""
         size = len(batch.data)
         used = await self.budget.take(size, reserved)
         totals = self.totals
@@ -306,14 +310,19 @@ class Pipeline:
         self._inflight[entry] = None
         source = position.source
         cuts: dict[tuple[int, int], list[Batch]] = {}
-        for lane, stats in zip(self._lanes, self.stats):
+        for n, (lane, stats) in enumerate(zip(self._lanes, self.stats)):
             limits = (lane.max_bytes, lane.max_lines)
-            if (pieces := cuts.get(limits)) is None:
+            routed = routes[n] if routes is not None else None
+            if routed is not None:
+                pieces = routed.cut(*limits)
+            elif limits in cuts:
+                pieces = cuts[limits]
+            else:
                 pieces = cuts[limits] = batch.cut(*limits)
             for i, piece in enumerate(pieces, 1):
                 lane.put(source, _Piece(entry, piece, max(piece.nlines, 0), i == len(pieces)))
             stats.backlog_batches += 1
-            stats.backlog_bytes += size
+            stats.backlog_bytes += size if routed is None else len(routed.data)
         return used
 
     def unacknowledged(self) -> tuple[int, int, list[str]]:

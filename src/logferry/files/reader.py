@@ -88,6 +88,7 @@ class Piece:
     cut: bool = False  # a piece of a line over max_line (split or truncated)
     lease: Lease | None = None  # when ``data`` is a view of a pooled buffer
     lines: int = 1  # complete lines in ``data`` (counted on the read thread; 0 when dropped)
+    prefix: bytes = b""  # the file's bytes just before ``start`` (at most GUARD): a guard inside it needs them
 
 
 @dataclass(slots=True)
@@ -172,6 +173,9 @@ def read_step(read: Read) -> Step:
         step.truncated = True
     else:
         _cut(step, buf, n, before, pos, policy, read.final)
+        for piece in step.pieces:
+            at = piece.start - pos + before
+            piece.prefix = bytes(buf[max(0, at - GUARD):at])
     if isinstance(buf, bytearray):
         if step.pieces:
             lease = Lease(policy.buffers, buf, len(step.pieces))

@@ -12,7 +12,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .identity import Fingerprint, Key
+from .identity import GUARD, Fingerprint, Key, digest
 from .reader import Lease
 
 LIVE, DONE, GONE = "live", "done", "gone"
@@ -61,12 +61,13 @@ class FileOffset:
     batch (see ``logferry.delivery.pipeline.Position``). Acknowledged, it moves the record's offset
     and guard there, frees the read buffer the batch viewed, and tells the checkpoints."""
 
-    __slots__ = ("_checkpoints", "_lease", "end", "guard", "nbytes", "record")
+    __slots__ = ("_checkpoints", "_lease", "end", "guard", "nbytes", "prefix", "record")
 
     def __init__(self, record: FileRecord, end: int, guard: bytes, nbytes: int, lease: Lease | None,
-                 checkpoints: Checkpoints) -> None:
+                 checkpoints: Checkpoints, prefix: bytes = b"") -> None:
         self.record, self.end, self.guard, self.nbytes = record, end, guard, nbytes
         self._lease, self._checkpoints = lease, checkpoints
+        self.prefix = prefix  # the file's bytes just before the batch (at most GUARD): see before()
 
     @property
     def source(self) -> Hashable:
@@ -77,6 +78,23 @@ class FileOffset:
             self._lease.release()
         self.record.offset, self.record.guard = self.end, self.guard
         self._checkpoints.acknowledged(self.record, self.nbytes)
+
+    def before(self, offset: int, data: bytes | memoryview, start: int) -> FileOffset:
+        """The position just before the line at ``offset`` of this batch, whose ``data`` (the file's
+        bytes from ``start``, each line where the previous ends) were read with it: what acknowledging
+        the batch's lines before that one saves (a processor holds the rest back). Its bytes are then
+        no longer this position's to count."""
+        k = offset - start
+        guard = digest((self.prefix + bytes(data[max(0, k - GUARD):k]))[-GUARD:])
+        part = min(self.nbytes, k)
+        self.nbytes -= part
+        return FileOffset(self.record, offset, guard, part, None, self._checkpoints)
+
+    def release_buffer(self) -> None:
+        """The batch's bytes were copied: the read buffer they viewed may be reused now."""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def __repr__(self) -> str:
         return f"<FileOffset {self.record.path}@{self.end}>"

@@ -519,7 +519,7 @@ class Tailer:
             batch = Batch(self.path, record.id_base, piece.start, piece.end, piece.data, nlines=piece.lines if size else 0)
             self.read_bytes += size
             self.pos, self.guard = piece.end, piece.guard
-            position = FileOffset(record, piece.end, piece.guard, size, piece.lease, wiring.checkpoints)
+            position = FileOffset(record, piece.end, piece.guard, size, piece.lease, wiring.checkpoints, piece.prefix)
             self.reserved -= await wiring.outlet.submit(batch, position, self.reserved)
             if piece.dropped:
                 wiring.losses.add(self.path, "line_too_long", piece.dropped)

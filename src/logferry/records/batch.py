@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 import re
@@ -9,6 +10,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+from .record import Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,9 @@ class Batch:
     offsets: Sequence[int] | None = None
     """Each line's offset in the file, when ``data`` no longer holds the file's bytes (a stage
     changed them); None: ``data`` is the file's bytes from ``offset``, each line where the previous ends."""
+    events: Sequence[Record] | None = None
+    """The records processors made of the lines (see :meth:`with_records`), whose text may hold
+    newlines (multiline events) and which may have fields; None: each line of ``data`` is a record."""
 
     def with_lines(self, lines: Sequence[bytes], offsets: Sequence[int]) -> Batch:
         """This batch with other lines (each without its newline) at these source ``offsets``: what a
@@ -52,6 +58,14 @@ class Batch:
         data = b"".join(line + b"\n" for line in lines)
         return Batch(self.path, self.file_id, offsets[0] if offsets else self.offset, self.end, data, self.read_at,
                      len(lines), tuple(offsets))
+
+    def with_records(self, records: Sequence[Record]) -> Batch:
+        """This batch as ``records`` (what the processors made of its lines): ``data`` becomes their
+        raw bytes, each record's position travels with it, ``end`` is unchanged."""
+        data = b"".join([record.raw for record in records])
+        offsets = tuple([record.offset for record in records])
+        return Batch(self.path, self.file_id, offsets[0] if offsets else self.end, self.end, data, self.read_at,
+                     len(offsets), offsets, tuple(records))
 
     def line_count(self) -> int:
         """How many lines ``data`` holds (counted now unless the reader counted them)."""
@@ -78,6 +92,8 @@ class Batch:
         For encoders that format a whole batch at C speed (``map(template.__mod__, zip(...))``):
         at 100-byte lines this is several times faster than iterating :meth:`records`.
         """
+        if self.events is not None:  # a record's text may hold newlines: each is encoded on its own
+            return list(self.offsets or ()), [record.raw[:-1] for record in self.events]
         lines = bytes(self.data).split(b"\n")
         lines.pop()  # data ends with a newline: the last piece is empty
         if self.offsets is not None:
@@ -98,6 +114,8 @@ class Batch:
         size = len(self.data)
         if size <= max_bytes and (not max_lines or self.line_count() <= max_lines):
             return [self]
+        if self.events is not None:
+            return self._cut_records(max_bytes, max_lines)
         view = memoryview(self.data)
         data = bytes(view) if max_lines else None  # the line limit is found by a regex: it needs bytes
         pieces: list[Batch] = []
@@ -114,7 +132,12 @@ class Batch:
 
     def slice(self, start: int, stop: int) -> Batch:
         """The lines of ``data[start:stop]`` (both at line boundaries) as a batch of their own, with
-        their positions; a view of this batch's data, not a copy."""
+        their positions; a view of this batch's data, not a copy. With :attr:`events`, the records
+        that start in ``data[start:stop]``."""
+        if self.events is not None:
+            ends = list(itertools.accumulate(len(record.raw) for record in self.events))
+            first, last = bisect.bisect_right(ends, start), bisect.bisect_right(ends, stop - 1) + 1
+            return self._records_piece(first, last)
         view = memoryview(self.data)
         return self._slice(view, start, stop, bytes(view[:start]).count(b"\n") if self.offsets is not None else 0)
 
@@ -129,6 +152,29 @@ class Batch:
         offsets = self.offsets[line:line + count]
         return Batch(self.path, self.file_id, offsets[0] if offsets else self.end,
                      self.end if last else self.offsets[line + count], piece, self.read_at, count, offsets)
+
+    def _cut_records(self, max_bytes: int, max_lines: int) -> list[Batch]:
+        """:meth:`cut` by records: a record is never cut, one over ``max_bytes`` goes alone."""
+        assert self.events is not None
+        pieces: list[Batch] = []
+        first = size = 0
+        for i, record in enumerate(self.events):
+            n = len(record.raw)
+            if i > first and (size + n > max_bytes or (max_lines and i - first >= max_lines)):
+                pieces.append(self._records_piece(first, i))
+                first, size = i, 0
+            size += n
+        pieces.append(self._records_piece(first, len(self.events)))
+        return pieces
+
+    def _records_piece(self, first: int, last: int) -> Batch:
+        """Records ``first`` to ``last`` (excluded) as a batch; the last piece ends where this batch ends."""
+        assert self.events is not None and self.offsets is not None
+        records = self.events[first:last]
+        end = self.end if last >= len(self.events) else self.offsets[last]
+        return Batch(self.path, self.file_id, self.offsets[first] if records else end, end,
+                     b"".join([record.raw for record in records]), self.read_at, len(records),
+                     self.offsets[first:last], records)
 
     def line_id(self, offset: int) -> str:
         """The identifier of the line starting at ``offset``: the same on every re-delivery, from any

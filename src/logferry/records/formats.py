@@ -14,8 +14,12 @@ from functools import lru_cache
 from io import BytesIO
 from itertools import accumulate, chain, repeat, tee
 from json.encoder import encode_basestring  # the C encoder when available; keeps non-ASCII as is
+from typing import Any
+
+import orjson
 
 from .batch import Batch
+from .record import Record
 
 FORMATS = ("raw", "json")
 
@@ -40,6 +44,8 @@ def encode_json(batch: Batch) -> bytes:
     NUL and control characters are escaped. ``id`` is ``Batch.line_id``: the same on every
     re-delivery, from any state directory.
     """
+    if batch.events is not None:
+        return b"".join([json_object(obj) + b"\n" for obj in event_objects(batch)])
     head = f'{{"ts":"{iso_ts(batch.read_at)}","path":{encode_basestring(batch.path)},"id":"{batch.file_id}:'
     return json_body([JsonRecords(batch, (head, '","offset":', ',"line":"', '"}\n'))])
 
@@ -47,6 +53,47 @@ def encode_json(batch: Batch) -> bytes:
 def iso_ts(read_at: float) -> str:
     """``2026-01-02T03:04:05.678Z``: a batch's ``read_at`` as logferry's JSON records write it."""
     return _iso_second(int(read_at)) + f".{int(read_at % 1 * 1000):03d}Z"
+
+
+def event_objects(batch: Batch, extra: dict[str, Any] | None = None, ts_key: str = "ts") -> list[dict[str, Any]]:
+    """Each record of ``batch`` as the object ``--format json`` writes: ``ts`` (its parsed time, else
+    when it was read), ``path``, ``offset``, ``id``, ``line``, then ``extra`` and its fields.
+
+    For sinks that write records with fields one at a time (``batch.events`` is set once a processor
+    ran); encode each with :func:`json_object`. ``ts_key`` names the time key (``"@timestamp"``...).
+    """
+    path, base, read_ts = batch.path, batch.file_id, iso_ts(batch.read_at)
+    events = batch.events if batch.events is not None else [Record(o, line.decode("utf-8", "surrogateescape"))
+                                                            for o, line in batch.records()]
+    objects = []
+    for record in events:
+        obj = {ts_key: read_ts if record.ts is None else iso_ts(record.ts), "path": path, "offset": record.offset,
+               "id": f"{base}:{record.offset}", "line": record.line}
+        if extra:
+            obj.update(extra)
+        if record.fields:
+            obj.update(record.fields)
+        objects.append(obj)
+    return objects
+
+
+def json_object(obj: Any) -> bytes:
+    """``obj`` as compact JSON, UTF-8: text that is not valid UTF-8 (undecodable bytes of a line, kept
+    as surrogate escapes) is written with U+FFFD, as the whole-batch encoders write it."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return orjson.dumps(_valid_text(obj), option=orjson.OPT_NON_STR_KEYS, default=str)
+
+
+def _valid_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_valid_text(v) for v in value]
+    return value
 
 
 @lru_cache(maxsize=4)
@@ -104,6 +151,9 @@ pages for megabyte-sized buffers cost more CPU than formatting them (page faults
 
 def _add_records(records: JsonRecords, chunks: list[bytes]) -> None:
     batch = records.batch
+    if batch.events is not None:
+        _add_events(records, chunks)
+        return
     view = memoryview(batch.data)  # often a view of a read buffer: copied a piece at a time
     # Paths may hold lone surrogates (undecodable file names): "?" rather than an error.
     *fixed, last = (piece.encode("utf-8", "replace").replace(b"%", b"%%") for piece in records.pieces)
@@ -136,6 +186,27 @@ def _add_records(records: JsonRecords, chunks: list[bytes]) -> None:
         chunks.append(template % tuple(numbers))
         start += len(piece)
         line += len(offsets)
+
+
+def _add_events(records: JsonRecords, chunks: list[bytes]) -> None:
+    """:func:`_add_records` for records processors made (whose text may hold newlines): one at a time.
+    A record's fields go before the closing brace when its text is the object's last member (the
+    last piece starts with ``"}``)."""
+    *fixed, last = records.pieces
+    fields_at = 1 if last.startswith('"}') else -1
+    sep = records.sep
+    out = []
+    for i, record in enumerate(records.batch.events or ()):
+        number = record.offset if records.count_from is None else records.count_from + i
+        text = encode_basestring(_valid_text(record.line))[1:-1]
+        tail = last
+        if record.fields and fields_at > 0:
+            tail = last[:1] + "," + json_object(record.fields).decode()[1:-1] + last[1:]
+        out.append((sep if i else "") + f"{number}".join(fixed) + text + tail)
+    if out:
+        if chunks and sep:
+            chunks.append(sep.encode())
+        chunks.append("".join(out).encode("utf-8", "replace"))
 
 
 def _lines_from(view: memoryview, start: int) -> bytes:

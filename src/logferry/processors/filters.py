@@ -1,0 +1,93 @@
+"""Filters and edits: drop or keep records, add static fields, redact what must not leave the host."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from ..records.record import RESERVED, Record
+from .base import Processor
+from .options import PATTERN, boolean, parse, table, text
+from .patterns import Pattern
+
+
+class Select(Processor):
+    """``drop``: removes the records whose text (or ``field``) ``pattern`` finds; ``keep``: removes
+    the others. A removed record counts as delivered: its file's checkpoint moves past it."""
+
+    def __init__(self, pattern: Pattern, field: str | None, keep: bool) -> None:
+        super().__init__()
+        self.pattern, self.field, self.keep = pattern, field, keep
+
+    def process(self, records: list[Record]) -> Sequence[Record]:
+        search, keep, name = self.pattern.search, self.keep, self.field
+        if name is None:
+            kept = [r for r in records if (search(r.line) is not None) is keep]
+        else:
+            kept = [r for r in records if _found(search, r.get(name)) is keep]
+        self.tally.dropped += len(records) - len(kept)
+        return kept
+
+
+def _found(search: Any, value: Any) -> bool:
+    """Whether ``search`` finds something in a field's value (as text); a missing field has nothing."""
+    if value is None:
+        return False
+    return search(value if isinstance(value, str) else str(value)) is not None
+
+
+class Fields(Processor):
+    """Adds static fields to every record (``fields = { env = "prod" }``), replacing parsed ones of the same name."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def process(self, records: list[Record]) -> Sequence[Record]:
+        static = self.fields
+        for record in records:
+            if record.fields is None:
+                record.fields = dict(static)
+            else:
+                record.fields.update(static)
+        return records
+
+
+class Redact(Processor):
+    """Replaces what ``pattern`` finds in the text (and in text fields, unless ``fields = false``)
+    with ``replace`` (``\\1`` refers to a group). Raw output writes the redacted text too."""
+
+    def __init__(self, pattern: Pattern, replace: str, in_fields: bool) -> None:
+        super().__init__()
+        self.pattern, self.replace, self.in_fields = pattern, replace, in_fields
+
+    def process(self, records: list[Record]) -> Sequence[Record]:
+        search, sub, replace = self.pattern.search, self.pattern.sub, self.replace
+        for record in records:
+            if search(record.line) is not None:
+                record.line = sub(replace, record.line)
+            if self.in_fields and record.fields:
+                for name, value in record.fields.items():
+                    if isinstance(value, str) and search(value) is not None:
+                        record.fields[name] = sub(replace, value)
+        return records
+
+
+def make_select(kind: str, key: str, options: dict[str, Any]) -> Select:
+    given = parse(key, options, {"pattern": PATTERN, "field": text}, required=("pattern",))
+    return Select(given["pattern"], given.get("field"), keep=kind == "keep")
+
+
+def make_fields(key: str, options: dict[str, Any]) -> Fields:
+    given = parse(key, options, {"fields": table}, required=("fields",))
+    taken = sorted(set(given["fields"]) & set(RESERVED))
+    if taken:
+        raise ConfigError(f"{key} fields: {', '.join(taken)} is a key every record has already "
+                          f"({', '.join(RESERVED)}); choose another name")
+    return Fields(given["fields"])
+
+
+def make_redact(key: str, options: dict[str, Any]) -> Redact:
+    given = parse(key, options, {"pattern": PATTERN, "replace": str, "fields": boolean}, required=("pattern",))
+    return Redact(given["pattern"], given.get("replace", "***"), given.get("fields", True))

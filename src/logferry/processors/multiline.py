@@ -1,0 +1,151 @@
+"""Multiline: the lines of one event (a stack trace, a wrapped message) joined into one record.
+
+Events are recognised by a small state machine, as Fluent Bit's multiline parsers do: a line
+matching a rule of the start state begins an event and moves to that rule's state; while an event
+is open, a line matching a rule of the current state joins it (and moves on); any other line ends
+it and is looked at afresh. The open event is held back until a line that cannot join it arrives,
+its file is quiet for ``timeout``, or the file ends; its file's checkpoint stays before its first
+line meanwhile (see :meth:`Processor.held`), so a crash assembles it again whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from ..records.record import Record
+from .base import Processor
+from .options import PATTERN, choice, duration, parse, positive_int, size
+from .patterns import Pattern, compile_pattern
+
+START = "start"
+EXCEPTION_LINE = r"^(?:[^\s.():]+\.)*[^\s.():]+(?::|$)"  # KeyError / json.decoder.JSONDecodeError: …
+PY_TRACEBACK = r"^Traceback \(most recent call last\):$"
+
+PRESETS: dict[str, dict[str, list[tuple[str, str]]]] = {
+    # A JVM's stack trace: the exception's line, its frames, causes, suppressed and "... N more".
+    "java": {
+        START: [(r"(?:Exception|Error|Throwable)(?::|$)", "frames")],
+        "frames": [
+            (r"^[\t ]+(?:eval )?at ", "frames"),
+            (r"^[\t ]*(?:Caused by|Suppressed):", "frames"),
+            (r"^[\t ]*\.\.\. \d+ (?:more|common frames omitted)$", "frames"),
+            (r"^[\t ]*nested exception is:", "frames"),
+            (r"^[\t ]+--- End of inner exception stack trace ---$", "frames"),
+            (r"^--- End of stack trace from previous location", "frames"),
+        ],
+    },
+    # A CPython traceback, chained ones ("During handling of the above exception...") included.
+    "python": {
+        START: [(PY_TRACEBACK, "frames"),
+                (r"^[\t ]*\+ Exception Group Traceback \(most recent call last\):$", "frames")],
+        "frames": [(r"^[\t ]", "frames"), (EXCEPTION_LINE, "raised")],
+        "raised": [(r"^$", "gap")],
+        "gap": [(r"^(?:During handling of the above exception, another exception occurred|"
+                 r"The above exception was the direct cause of the following exception):$", "chained")],
+        "chained": [(r"^$", "next")],
+        "next": [(PY_TRACEBACK, "frames")],
+    },
+    # A Go panic (or fatal error) and the goroutine dump after it.
+    "go": {
+        START: [(r"^(?:panic|fatal error): ", "head")],
+        "head": [(r"^[\t ]+panic: ", "head"), (r"^\[signal ", "head"), (r"^$", "blank")],
+        "blank": [(r"^goroutine \d+ \[[^\]]*\]:$", "frames")],
+        "frames": [(r"^[\t ]", "frames"), (r"^created by ", "frames"), (r"^\S+\(.*\)$", "frames"),
+                   (r"^\.\.\.additional frames elided\.\.\.$", "frames"), (r"^$", "blank")],
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A line matching ``pattern`` (or not matching it, with ``negate``; any line when None) goes to ``next``."""
+
+    pattern: Pattern | None
+    next: str
+    negate: bool = False
+
+    def matches(self, line: str) -> bool:
+        if self.pattern is None:
+            return True
+        return (self.pattern.search(line) is not None) is not self.negate
+
+
+class Multiline(Processor):
+    """Joins each event's lines into one record: its ``line`` the lines joined by ``"\\n"``, its
+    ``offset`` (so its id), fields and time the first line's."""
+
+    def __init__(self, states: dict[str, list[Rule]], max_lines: int, max_bytes: int, timeout: float) -> None:
+        super().__init__()
+        self.states, self.max_lines, self.max_bytes, self.timeout = states, max_lines, max_bytes, timeout
+        self.reset()
+
+    def reset(self) -> None:
+        self._event: list[Record] = []
+        self._size = 0
+        self._state = START
+
+    def held(self) -> int | None:
+        return self._event[0].offset if self._event else None
+
+    def process(self, records: list[Record]) -> Sequence[Record]:
+        out: list[Record] = []
+        starts = self.states[START]
+        for record in records:
+            line = record.line
+            if self._event:
+                rule = next((r for r in self.states[self._state] if r.matches(line)), None)
+                if rule is not None:
+                    if len(self._event) < self.max_lines and self._size + len(line) < self.max_bytes:
+                        self._event.append(record)
+                        self._size += len(line) + 1
+                        self._state = rule.next
+                        continue
+                    self.tally.cut += 1  # too long: what follows starts an event of its own, in the same state
+                    out.append(self._joined())
+                    self._event, self._size = [record], len(line) + 1
+                    self._state = rule.next
+                    continue
+                out.append(self._joined())
+            rule = next((r for r in starts if r.matches(line)), None)
+            if rule is None:
+                out.append(record)  # a line of its own
+            else:
+                self._event, self._size, self._state = [record], len(line) + 1, rule.next
+        return out
+
+    def flush(self) -> Sequence[Record]:
+        if not self._event:
+            return ()
+        self.tally.flushed += 1
+        return [self._joined()]
+
+    def _joined(self) -> Record:
+        event, self._event, self._size, self._state = self._event, [], 0, START
+        if len(event) == 1:
+            return event[0]
+        self.tally.joined += len(event) - 1
+        first = event[0]
+        return Record(first.offset, "\n".join([r.line for r in event]), first.fields, first.ts)
+
+
+def make_multiline(key: str, options: dict[str, Any], max_bytes: int) -> Multiline:
+    """A multiline processor from its table's options (``key`` names the table in errors)."""
+    given = parse(key, options, {"preset": choice(*PRESETS), "start": PATTERN, "continue": PATTERN,
+                                 "max_lines": positive_int, "max_bytes": size, "timeout": duration})
+    preset, start, joins = given.get("preset"), given.get("start"), given.get("continue")
+    if preset is not None:
+        if start is not None or joins is not None:
+            raise ConfigError(f"{key}: give preset, or start/continue, not both")
+        states = {state: [Rule(compile_pattern(f"{key} preset", p), nxt) for p, nxt in rules]
+                  for state, rules in PRESETS[preset].items()}
+    elif start is None and joins is None:
+        raise ConfigError(f"{key}: needs preset ({', '.join(PRESETS)}), or start and/or continue patterns")
+    else:
+        states = {START: [Rule(start, "event")],
+                  # with start alone, every line up to the next start joins the event
+                  "event": [Rule(joins, "event")] if joins is not None else [Rule(start, "event", negate=True)]}
+    return Multiline(states, max(2, given.get("max_lines", 500)), given.get("max_bytes", max_bytes),
+                     given.get("timeout", 2.0))

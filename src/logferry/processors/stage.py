@@ -1,0 +1,291 @@
+"""The processing stage: each file's records through its processors, then to delivery.
+
+It sits where the tailers hand their batches on (their ``Outlet``) when processors or a sink's
+``match`` are configured; without them the tailers hand batches straight to delivery, untouched.
+The processors of a file run on one processing thread, never on the event loop, one batch at a
+time and in file order. What a processor holds back (an event being assembled) keeps the file's
+checkpoint before its first line: the stage acknowledges a batch's position only up to there
+(``Divisible.before``), and the rest once the held lines have gone on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Protocol
+
+from ..records.batch import Batch
+from ..records.record import Record
+from .base import Processor
+from .routing import Route
+
+log = logging.getLogger("logferry.processors")
+
+
+class Position(Protocol):
+    """A batch's position in its file, as this stage sees it (``logferry.files.record.FileOffset``)."""
+
+    end: int
+
+    @property
+    def source(self) -> Hashable: ...
+
+    def acknowledge(self) -> None: ...
+
+
+class Divisible(Position, Protocol):
+    """A position as read from a file: it can stop short, and lets go of its read buffer early."""
+
+    def before(self, offset: int, data: bytes | memoryview, start: int) -> Position:
+        """The position just before the line at ``offset`` of this batch (``data`` from ``start``)."""
+
+    def release_buffer(self) -> None:
+        """Its batch's bytes were copied: the buffer they viewed may be reused."""
+
+
+class Downstream(Protocol):
+    """Delivery (``logferry.delivery.pipeline.Pipeline``)."""
+
+    async def submit(self, batch: Batch, position: Any, reserved: int = 0,
+                     routes: Sequence[Batch | None] | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ``[[processors]]`` table: its processor, and the paths it is limited to (none: every file)."""
+
+    processor: Processor
+    paths: tuple[str, ...] = ()
+
+    def applies(self, path: str) -> bool:
+        return not self.paths or any(fnmatchcase(path, glob) for glob in self.paths)
+
+
+class Positions:
+    """Several positions of one file acknowledged together, in order (what a released event spans)."""
+
+    __slots__ = ("end", "parts")
+
+    def __init__(self, parts: list[Position]) -> None:
+        self.parts, self.end = parts, parts[-1].end
+
+    @property
+    def source(self) -> Hashable:
+        return self.parts[0].source
+
+    def acknowledge(self) -> None:
+        for part in self.parts:
+            part.acknowledge()
+
+
+@dataclass(eq=False)
+class _File:
+    """One file's processors and the positions it holds back."""
+
+    processors: list[Processor]
+    routes: list[Route | None] | None
+    last: Batch
+    pending: list[Position] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class Processing:
+    """The tailers' outlet when records are shaped or routed: see the module docstring."""
+
+    def __init__(self, steps: Sequence[Step], routes: Sequence[Route | None], downstream: Downstream) -> None:
+        self.steps = list(steps)
+        self.routes = list(routes)
+        self.downstream = downstream
+        self.unrouted = 0
+        self._files: dict[Hashable, _File] = {}
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="logferry-process")
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    # -- what the tailers call ------------------------------------------------------
+
+    async def submit(self, batch: Batch, position: Divisible, reserved: int = 0) -> int:
+        """Shape ``batch`` (off the loop) and hand what comes out to delivery, with the positions it may
+        acknowledge; returns what was used of ``reserved`` (see ``Pipeline.submit``)."""
+        key = position.source
+        file = self._files.get(key) or self._open(key, batch)
+        if not file.processors and file.routes is None:
+            return await self.downstream.submit(batch, position, reserved)
+        file.users += 1
+        try:
+            async with file.lock:
+                loop = asyncio.get_running_loop()
+                out, routes, held, partial = await loop.run_in_executor(self._thread, self._shape, file, batch,
+                                                                        position)
+                position.release_buffer()  # its lines were copied into records
+                file.last = batch
+                if held is None:
+                    acks, file.pending = [*file.pending, position], []
+                elif partial is not None:
+                    acks, file.pending = [*file.pending, partial], [position]
+                else:  # the held event began in an earlier batch
+                    acks = [p for p in file.pending if p.end <= held]
+                    file.pending = [p for p in file.pending if p.end > held] + [position]
+                self._arm(file, key, held)
+                return await self._hand_on(key, out, acks, reserved, routes)
+        finally:
+            file.users -= 1
+            self._close_if_idle(key, file)
+
+    async def flush_all(self) -> None:
+        """Release every held record now (a ``--once`` run read every file to its end)."""
+        for key, file in list(self._files.items()):
+            await self._flush(key, file)
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Cancel the flush timers; wait for the flushes under way."""
+        for file in self._files.values():
+            if file.timer is not None:
+                file.timer.cancel()
+                file.timer = None
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False)
+
+    def stats(self) -> dict[str, Any]:
+        """``processors``: each table's tally; ``dropped``/``unparsed``: their sums; ``unrouted``:
+        records no sink's ``match`` took; ``held_files``: files with records held back."""
+        tallies = [{"type": s.processor.type, "name": s.processor.describe(), **vars(s.processor.tally)}
+                   for s in self.steps]
+        return {
+            "processors": tallies,
+            "dropped": sum(t["dropped"] for t in tallies),
+            "unparsed": sum(t["unparsed"] for t in tallies),
+            "unrouted": self.unrouted,
+            "held_files": sum(1 for f in self._files.values() if f.pending),
+        }
+
+    # -- inside -----------------------------------------------------------------------
+
+    def _open(self, key: Hashable, batch: Batch) -> _File:
+        path = batch.path
+        processors = [s.processor.for_source(path) for s in self.steps if s.applies(path)]
+        routes = None
+        if any(route is not None for route in self.routes):
+            routes = [route if route is None or route.wants(path) else _NOWHERE for route in self.routes]
+        file = self._files[key] = _File(processors, routes, batch)
+        return file
+
+    def _close_if_idle(self, key: Hashable, file: _File) -> None:
+        """Forget a file holding nothing (rotated files would pile up); it is opened again if it grows."""
+        if not file.pending and not file.users and self._files.get(key) is file:
+            if file.timer is not None:
+                file.timer.cancel()
+            del self._files[key]
+
+    def _shape(self, file: _File, batch: Batch, position: Divisible
+               ) -> tuple[Batch, list[Batch | None] | None, int | None, Position | None]:
+        """On the processing thread: the batch's records through the file's processors."""
+        offsets, lines = batch.split()
+        text = b"\n".join(lines).decode("utf-8", "surrogateescape").split("\n") if lines else []
+        records: Sequence[Record] = list(map(Record, offsets, text))
+        for processor in file.processors:
+            if not records:
+                break
+            processor.tally.records_in += len(records)
+            records = processor.process(list(records))
+            processor.tally.records_out += len(records)
+        held = min((h for p in file.processors if (h := p.held()) is not None), default=None)
+        partial = None
+        if held is not None and batch.offset <= held < batch.end:
+            partial = position.before(held, batch.data, batch.offset)
+        out = batch.with_records(records)
+        return out, self._route(file, out), held, partial
+
+    def _route(self, file: _File, out: Batch) -> list[Batch | None] | None:
+        if file.routes is None or not out.events:
+            return None
+        chosen = [None if route is None else route.select(out.events) for route in file.routes]
+        if all(c is not None for c in chosen):
+            taken = set().union(*({r.offset for r in c} for c in chosen if c))
+            self.unrouted += len(out.events) - len(taken)
+        return [None if c is None else out.with_records(c) for c in chosen]
+
+    def _arm(self, file: _File, key: Hashable, held: int | None) -> None:
+        """(Re)start the timer that releases what the file holds once it has been quiet long enough."""
+        if file.timer is not None:
+            file.timer.cancel()
+            file.timer = None
+        if held is None:
+            return
+        timeouts = [p.timeout for p in file.processors if p.held() is not None and p.timeout is not None]
+        if timeouts:
+            file.timer = asyncio.get_running_loop().call_later(min(timeouts), self._flush_soon, key, file)
+
+    def _flush_soon(self, key: Hashable, file: _File) -> None:
+        file.timer = None
+        task = asyncio.create_task(self._flush(key, file), name=f"flush {file.last.path}")
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self, key: Hashable, file: _File) -> None:
+        file.users += 1
+        try:
+            async with file.lock:
+                if not file.pending:
+                    return
+                loop = asyncio.get_running_loop()
+                records = await loop.run_in_executor(self._thread, self._release, file)
+                acks, file.pending = file.pending, []
+                last = file.last
+                base = Batch(last.path, last.file_id, acks[-1].end, acks[-1].end, b"", last.read_at, 0)
+                out = base.with_records(records)
+                routes = self._route(file, out)
+                await self._hand_on(key, out, acks, 0, routes)
+        finally:
+            file.users -= 1
+            self._close_if_idle(key, file)
+
+    @staticmethod
+    def _release(file: _File) -> list[Record]:
+        """On the processing thread: what each processor holds, through the processors after it."""
+        carry: list[Record] = []
+        for processor in file.processors:
+            got = list(processor.process(carry)) if carry else []
+            got.extend(processor.flush())
+            carry = got
+        return carry
+
+    async def _hand_on(self, key: Hashable, out: Batch, acks: list[Position], reserved: int,
+                       routes: list[Batch | None] | None) -> int:
+        if not acks:
+            if not out.events:
+                return 0
+            acks = [_Nothing(key, out.end)]  # records of an event cut short in an earlier batch
+        position = acks[0] if len(acks) == 1 else Positions(acks)
+        return await self.downstream.submit(out, position, reserved, routes)
+
+
+class _Nowhere(Route):
+    """The route of a sink that wants none of a file's records (its ``match`` path is another)."""
+
+    def select(self, records: Sequence[Record]) -> list[Record]:
+        return []
+
+
+_NOWHERE = _Nowhere((), {})
+
+
+class _Nothing:
+    """A position that acknowledges nothing."""
+
+    __slots__ = ("end", "source")
+
+    def __init__(self, source: Hashable, end: int) -> None:
+        self.source, self.end = source, end
+
+    def acknowledge(self) -> None:
+        pass
