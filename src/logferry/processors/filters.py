@@ -21,20 +21,17 @@ class Select(Processor):
         self.pattern, self.field, self.keep = pattern, field, keep
 
     def process(self, records: list[Record]) -> Sequence[Record]:
-        search, keep, name = self.pattern.search, self.keep, self.field
-        if name is None:
-            kept = [r for r in records if (search(r.line) is not None) is keep]
+        keep, name = self.keep, self.field
+        if name is None or name == "line":
+            hits = set(self.pattern.lines([r.line for r in records]))
+            kept = [r for i, r in enumerate(records) if (i in hits) is keep]
+        elif name == "offset":
+            kept = [r for r in records if self.pattern.found_in_value(r.offset) is keep]
         else:
-            kept = [r for r in records if _found(search, r.get(name)) is keep]
+            found, none = self.pattern.found_in_value, {}
+            kept = [r for r in records if found((r.fields or none).get(name)) is keep]
         self.tally.dropped += len(records) - len(kept)
         return kept
-
-
-def _found(search: Any, value: Any) -> bool:
-    """Whether ``search`` finds something in a field's value (as text); a missing field has nothing."""
-    if value is None:
-        return False
-    return search(value if isinstance(value, str) else str(value)) is not None
 
 
 class Fields(Processor):
@@ -63,14 +60,14 @@ class Redact(Processor):
         self.pattern, self.replace, self.in_fields = pattern, replace, in_fields
 
     def process(self, records: list[Record]) -> Sequence[Record]:
-        search, sub, replace = self.pattern.search, self.pattern.sub, self.replace
-        for record in records:
-            if search(record.line) is not None:
-                record.line = sub(replace, record.line)
-            if self.in_fields and record.fields:
-                for name, value in record.fields.items():
-                    if isinstance(value, str) and search(value) is not None:
-                        record.fields[name] = sub(replace, value)
+        pattern, replace = self.pattern, self.replace
+        for i in pattern.lines([r.line for r in records]):
+            records[i].line = pattern.sub(replace, records[i].line)
+        if self.in_fields:
+            for record in records:
+                for name, value in (record.fields or {}).items():
+                    if isinstance(value, str) and pattern.found(value):
+                        record.fields[name] = pattern.sub(replace, value)  # type: ignore[index]
         return records
 
 

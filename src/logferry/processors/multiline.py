@@ -10,6 +10,7 @@ line meanwhile (see :meth:`Processor.held`), so a crash assembles it again whole
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,14 @@ class Rule:
     def matches(self, line: str) -> bool:
         if self.pattern is None:
             return True
-        return (self.pattern.search(line) is not None) is not self.negate
+        return self.pattern.found(line) is not self.negate
+
+    def matching(self, lines: list[str]) -> set[int] | None:
+        """The indices of ``lines`` this rule takes, found in one pass (None: all of them)."""
+        if self.pattern is None:
+            return None
+        hits = set(self.pattern.lines(lines))
+        return set(range(len(lines))) - hits if self.negate else hits
 
 
 class Multiline(Processor):
@@ -92,28 +100,43 @@ class Multiline(Processor):
 
     def process(self, records: list[Record]) -> Sequence[Record]:
         out: list[Record] = []
-        starts = self.states[START]
-        for record in records:
-            line = record.line
+        lines = [record.line for record in records]
+        # Which lines would begin an event, found for the whole batch at once (one pass per start
+        # rule); the lines between events then go on in bulk, and only an event's lines one by one.
+        begins: dict[int, Rule] = {}
+        anyone: Rule | None = None
+        for rule in self.states[START]:
+            hits = rule.matching(lines)
+            if hits is None:
+                anyone = rule
+                break
+            for i in hits:
+                begins.setdefault(i, rule)
+        firsts = sorted(begins)
+        i, n = 0, len(records)
+        while i < n:
             if self._event:
+                line = lines[i]
                 rule = next((r for r in self.states[self._state] if r.matches(line)), None)
-                if rule is not None:
-                    if len(self._event) < self.max_lines and self._size + len(line) < self.max_bytes:
-                        self._event.append(record)
-                        self._size += len(line) + 1
-                        self._state = rule.next
-                        continue
+                if rule is None:
+                    out.append(self._joined())  # this line is not part of it: looked at afresh
+                    continue
+                if len(self._event) >= self.max_lines or self._size + len(line) >= self.max_bytes:
                     self.tally.cut += 1  # too long: what follows starts an event of its own, in the same state
                     out.append(self._joined())
-                    self._event, self._size = [record], len(line) + 1
-                    self._state = rule.next
-                    continue
-                out.append(self._joined())
-            rule = next((r for r in starts if r.matches(line)), None)
-            if rule is None:
-                out.append(record)  # a line of its own
-            else:
-                self._event, self._size, self._state = [record], len(line) + 1, rule.next
+                self._event.append(records[i])
+                self._size += len(line) + 1
+                self._state = rule.next
+                i += 1
+                continue
+            rule = anyone or begins.get(i)
+            if rule is None:  # up to the next line that begins an event, each line is a record of its own
+                j = firsts[bisect.bisect_left(firsts, i)] if firsts and firsts[-1] > i else n
+                out.extend(records[i:j])
+                i = j
+                continue
+            self._event, self._size, self._state = [records[i]], len(lines[i]) + 1, rule.next
+            i += 1
         return out
 
     def flush(self) -> Sequence[Record]:

@@ -8,7 +8,6 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records.record import Record
-from .filters import _found
 from .patterns import Pattern, compile_pattern
 
 
@@ -27,8 +26,15 @@ class Route:
 
     def select(self, records: Sequence[Record]) -> list[Record]:
         """The records (of a file it wants) that go to the sink."""
-        checks = [(name, pattern.search) for name, pattern in self.fields.items()]
-        return [r for r in records if all(_found(search, r.get(name)) for name, search in checks)]
+        chosen = list(records)
+        for name, pattern in self.fields.items():  # one field at a time: most tables have one
+            if name == "line":
+                hits = set(pattern.lines([r.line for r in chosen]))
+                chosen = [r for i, r in enumerate(chosen) if i in hits]
+            else:
+                found, none = pattern.found_in_value, {}
+                chosen = [r for r in chosen if found(r.offset if name == "offset" else (r.fields or none).get(name))]
+        return chosen
 
 
 def compile_route(key: str, match: Any) -> Route:

@@ -11,7 +11,9 @@ checkpoint before its first line: the stage acknowledges a batch's position only
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import operator
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -189,9 +191,7 @@ class Processing:
     def _shape(self, file: _File, batch: Batch, position: Divisible
                ) -> tuple[Batch, list[Batch | None] | None, int | None, Position | None]:
         """On the processing thread: the batch's records through the file's processors."""
-        offsets, lines = batch.split()
-        text = b"\n".join(lines).decode("utf-8", "surrogateescape").split("\n") if lines else []
-        records: Sequence[Record] = list(map(Record, offsets, text))
+        records: Sequence[Record] = list(map(Record, *_lines_of(batch)))
         for processor in file.processors:
             if not records:
                 break
@@ -267,6 +267,19 @@ class Processing:
             acks = [_Nothing(key, out.end)]  # records of an event cut short in an earlier batch
         position = acks[0] if len(acks) == 1 else Positions(acks)
         return await self.downstream.submit(out, position, reserved, routes)
+
+
+def _lines_of(batch: Batch) -> tuple[list[int], list[str]]:
+    """Each line's offset and text (without its newline), decoded at once."""
+    data = bytes(batch.data)
+    if batch.offsets is None and data.isascii():  # a character a byte: offsets from the texts' lengths
+        text = data.decode("ascii").split("\n")
+        text.pop()
+        offsets = list(itertools.accumulate(map(len, text), initial=batch.offset))
+        offsets.pop()
+        return list(map(operator.add, offsets, itertools.count())), text
+    offsets, lines = batch.split()
+    return offsets, b"\n".join(lines).decode("utf-8", "surrogateescape").split("\n") if lines else []
 
 
 class _Nowhere(Route):

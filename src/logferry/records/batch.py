@@ -135,9 +135,9 @@ class Batch:
         their positions; a view of this batch's data, not a copy. With :attr:`events`, the records
         that start in ``data[start:stop]``."""
         if self.events is not None:
-            ends = list(itertools.accumulate(len(record.raw) for record in self.events))
-            first, last = bisect.bisect_right(ends, start), bisect.bisect_right(ends, stop - 1) + 1
-            return self._records_piece(first, last)
+            ends = list(itertools.accumulate(self._record_sizes(), initial=0))
+            first, last = bisect.bisect_left(ends, start), bisect.bisect_left(ends, stop)
+            return self._records_piece(first, last, ends[first], ends[last])
         view = memoryview(self.data)
         return self._slice(view, start, stop, bytes(view[:start]).count(b"\n") if self.offsets is not None else 0)
 
@@ -155,26 +155,29 @@ class Batch:
 
     def _cut_records(self, max_bytes: int, max_lines: int) -> list[Batch]:
         """:meth:`cut` by records: a record is never cut, one over ``max_bytes`` goes alone."""
-        assert self.events is not None
         pieces: list[Batch] = []
-        first = size = 0
-        for i, record in enumerate(self.events):
-            n = len(record.raw)
+        first = size = start = 0
+        for i, n in enumerate(self._record_sizes()):
             if i > first and (size + n > max_bytes or (max_lines and i - first >= max_lines)):
-                pieces.append(self._records_piece(first, i))
-                first, size = i, 0
+                pieces.append(self._records_piece(first, i, start, start + size))
+                first, start, size = i, start + size, 0
             size += n
-        pieces.append(self._records_piece(first, len(self.events)))
+        pieces.append(self._records_piece(first, len(self.events or ()), start, len(self.data)))
         return pieces
 
-    def _records_piece(self, first: int, last: int) -> Batch:
-        """Records ``first`` to ``last`` (excluded) as a batch; the last piece ends where this batch ends."""
+    def _record_sizes(self) -> list[int]:
+        """Each record's length in ``data`` (its line's bytes and newline)."""
+        assert self.events is not None
+        return [len(record.raw) for record in self.events]
+
+    def _records_piece(self, first: int, last: int, start: int, stop: int) -> Batch:
+        """Records ``first`` to ``last`` (excluded), which are ``data[start:stop]``, as a batch; the
+        last piece ends where this batch ends."""
         assert self.events is not None and self.offsets is not None
-        records = self.events[first:last]
         end = self.end if last >= len(self.events) else self.offsets[last]
-        return Batch(self.path, self.file_id, self.offsets[first] if records else end, end,
-                     b"".join([record.raw for record in records]), self.read_at, len(records),
-                     self.offsets[first:last], records)
+        return Batch(self.path, self.file_id, self.offsets[first] if last > first else end, end,
+                     memoryview(self.data)[start:stop], self.read_at, last - first, self.offsets[first:last],
+                     self.events[first:last])
 
     def line_id(self, offset: int) -> str:
         """The identifier of the line starting at ``offset``: the same on every re-delivery, from any

@@ -55,6 +55,12 @@ def iso_ts(read_at: float) -> str:
     return _iso_second(int(read_at)) + f".{int(read_at % 1 * 1000):03d}Z"
 
 
+@lru_cache(maxsize=4096)
+def _iso_record(ts: float) -> str:
+    """:func:`iso_ts` of a record's own time: records of one millisecond (or one timestamp) share it."""
+    return iso_ts(ts)
+
+
 def event_objects(batch: Batch, extra: dict[str, Any] | None = None, ts_key: str = "ts") -> list[dict[str, Any]]:
     """Each record of ``batch`` as the object ``--format json`` writes: ``ts`` (its parsed time, else
     when it was read), ``path``, ``offset``, ``id``, ``line``, then ``extra`` and its fields.
@@ -65,16 +71,9 @@ def event_objects(batch: Batch, extra: dict[str, Any] | None = None, ts_key: str
     path, base, read_ts = batch.path, batch.file_id, iso_ts(batch.read_at)
     events = batch.events if batch.events is not None else [Record(o, line.decode("utf-8", "surrogateescape"))
                                                             for o, line in batch.records()]
-    objects = []
-    for record in events:
-        obj = {ts_key: read_ts if record.ts is None else iso_ts(record.ts), "path": path, "offset": record.offset,
-               "id": f"{base}:{record.offset}", "line": record.line}
-        if extra:
-            obj.update(extra)
-        if record.fields:
-            obj.update(record.fields)
-        objects.append(obj)
-    return objects
+    stamp, extra = _iso_record, extra or {}
+    return [{ts_key: read_ts if r.ts is None else stamp(r.ts), "path": path, "offset": r.offset,
+             "id": f"{base}:{r.offset}", "line": r.line, **extra, **(r.fields or extra)} for r in events]
 
 
 def json_object(obj: Any) -> bytes:
