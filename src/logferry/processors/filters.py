@@ -12,6 +12,9 @@ from .options import PATTERN, boolean, parse, table, text
 from .patterns import Pattern
 
 
+_NO_FIELDS: dict[str, Any] = {}
+
+
 class Select(Processor):
     """``drop``: removes the records whose text (or ``field``) ``pattern`` finds; ``keep``: removes
     the others. A removed record counts as delivered: its file's checkpoint moves past it."""
@@ -28,7 +31,7 @@ class Select(Processor):
         elif name == "offset":
             kept = [r for r in records if self.pattern.found_in_value(r.offset) is keep]
         else:
-            found, none = self.pattern.found_in_value, {}
+            found, none = self.pattern.found_in_value, _NO_FIELDS
             kept = [r for r in records if found((r.fields or none).get(name)) is keep]
         self.tally.dropped += len(records) - len(kept)
         return kept

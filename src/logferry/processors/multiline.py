@@ -117,8 +117,8 @@ class Multiline(Processor):
         while i < n:
             if self._event:
                 line = lines[i]
-                rule = next((r for r in self.states[self._state] if r.matches(line)), None)
-                if rule is None:
+                joins = next((r for r in self.states[self._state] if r.matches(line)), None)
+                if joins is None:
                     out.append(self._joined())  # this line is not part of it: looked at afresh
                     continue
                 if len(self._event) >= self.max_lines or self._size + len(line) >= self.max_bytes:
@@ -126,7 +126,7 @@ class Multiline(Processor):
                     out.append(self._joined())
                 self._event.append(records[i])
                 self._size += len(line) + 1
-                self._state = rule.next
+                self._state = joins.next
                 i += 1
                 continue
             rule = anyone or begins.get(i)
