@@ -105,13 +105,13 @@ class Multiline(Processor):
         # rule); the lines between events then go on in bulk, and only an event's lines one by one.
         begins: dict[int, Rule] = {}
         anyone: Rule | None = None
-        for rule in self.states[START]:
-            hits = rule.matching(lines)
+        for first in self.states[START]:
+            hits = first.matching(lines)
             if hits is None:
-                anyone = rule
+                anyone = first
                 break
             for i in hits:
-                begins.setdefault(i, rule)
+                begins.setdefault(i, first)
         firsts = sorted(begins)
         i, n = 0, len(records)
         while i < n:
@@ -129,13 +129,13 @@ class Multiline(Processor):
                 self._state = joins.next
                 i += 1
                 continue
-            rule = anyone or begins.get(i)
-            if rule is None:  # up to the next line that begins an event, each line is a record of its own
+            starts = anyone or begins.get(i)
+            if starts is None:  # up to the next line that begins an event, each line is a record of its own
                 j = firsts[bisect.bisect_left(firsts, i)] if firsts and firsts[-1] > i else n
                 out.extend(records[i:j])
                 i = j
                 continue
-            self._event, self._size, self._state = [records[i]], len(lines[i]) + 1, rule.next
+            self._event, self._size, self._state = [records[i]], len(lines[i]) + 1, starts.next
             i += 1
         return out
 
