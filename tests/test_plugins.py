@@ -178,7 +178,7 @@ def test_plugins_command_shows_name_version_origin_status_schemes_and_hooks(site
     result = cli("plugins", env={"LOGFERRY_DISABLE_PLUGINS": "logferry-extra"})
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["NAME", "VERSION", "ORIGIN", "STATUS", "SCHEMES", "HOOKS"]
+    assert header.split() == ["NAME", "VERSION", "ORIGIN", "STATUS", "SCHEMES", "PROCESSORS", "HOOKS"]
     table = {row.split()[0]: row for row in rows}
     assert table["logferry-memory"].split() == ["logferry-memory", "2.3", "entry", "point", "loaded", "memory",
                                                 "logferry_make_sink,logferry_sink_schemes"]
@@ -191,7 +191,7 @@ def test_plugins_command_shows_name_version_origin_status_schemes_and_hooks(site
     assert rows_json["logferry-memory"] == {
         "name": "logferry-memory", "version": "2.3", "origin": "entry point", "distribution": "logferry-memory",
         "status": "loaded", "hooks": ["logferry_make_sink", "logferry_sink_schemes"], "schemes": ["memory"],
-        "error": "",
+        "processors": [], "error": "",
     }
     assert rows_json["logferry-extra"]["status"] == "blocked"
 

@@ -442,10 +442,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return 0
-    table = [("NAME", "VERSION", "ORIGIN", "STATUS", "SCHEMES", "HOOKS")]
+    table = [("NAME", "VERSION", "ORIGIN", "STATUS", "SCHEMES", "PROCESSORS", "HOOKS")]
     for row in rows:
         status = row.status if not row.error else f"{row.status}: {row.error}"
-        table.append((row.name, row.version, row.origin, status, ",".join(row.schemes), ",".join(row.hooks)))
+        table.append((row.name, row.version, row.origin, status, ",".join(row.schemes), ",".join(row.processors),
+                      ",".join(row.hooks)))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
@@ -490,7 +491,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise ConfigError(f"{path}: [[sinks]] #{n}: {exc}") from None
         names.append(mask_url(sink.describe()))
-    print(f"{path}: ok ({_plural(len(patterns), 'path')}, {_plural(len(names), 'sink')}: {', '.join(names)})")
+        if spec.match is not None:
+            from .processors.routing import compile_route  # RE2 is imported by configs that use it only
+
+            compile_route(spec.key, spec.match)
+    for processor in settings.processors:
+        host.make_processor(processor, settings)
+    shaped = f", {_plural(len(settings.processors), 'processor')}" if settings.processors else ""
+    print(f"{path}: ok ({_plural(len(patterns), 'path')}, {_plural(len(names), 'sink')}: {', '.join(names)}{shaped})")
     return 0
 
 

@@ -213,7 +213,8 @@ class Engine:
         ``[[processors]]`` table's :class:`~logferry.processors.base.Tally`; ``dropped``: records
         dropped by processors (counted as delivered); ``unparsed``: records a parser passed on
         unparsed; ``unrouted``: records no sink's ``match`` took (counted as delivered);
-        ``held_files``: files whose last records a processor holds back.
+        ``held_files``: files whose last records a processor holds back; ``records``: records handed
+        to the sinks (``read_lines`` but for what processors joined, dropped or hold).
         """
         tailers, totals = list(self.followed), self.pipeline.totals
         return {
@@ -230,7 +231,7 @@ class Engine:
             "scans": self.discovery.scans,
             "poll_sweeps": self.poller.sweeps,
             "read_bytes": totals.read_bytes,
-            "read_lines": totals.read_lines,
+            "read_lines": totals.read_lines if self.processing is None else self.processing.lines_in,
             "read_batches": totals.read_batches,
             "acked_bytes": totals.acked_bytes,
             "file_read_bytes": {t.path: t.read_bytes for t in tailers},
@@ -238,6 +239,7 @@ class Engine:
             "unread_bytes": sum(max(0, t.size - t.pos) for t in tailers),
             "oldest_unshipped_age": age(self.pipeline.oldest_read_at),
             "loop_lag": self.metrics.loop_lag.snapshot(),
+            "records": totals.read_lines,
             **(self.processing.stats() if self.processing is not None else
                {"processors": [], "dropped": 0, "unparsed": 0, "unrouted": 0, "held_files": 0}),
         }

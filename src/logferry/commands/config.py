@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from ..settings import OPTIONS, SECTIONS, Option, Settings, SinkSpec
+from ..settings import OPTIONS, SECTIONS, Option, ProcessorSpec, Settings, SinkSpec
 
 MASK = "***"
 
@@ -40,7 +40,15 @@ def config_dict(settings: Settings, *, mask: bool = True,
     specs = effective_sinks(settings)
     data["sinks"] = [sink_table(spec, effective, mask=mask)
                      for spec, effective in zip(specs, [*sink_options, *[{}] * (len(specs) - len(sink_options))])]
+    if settings.processors:
+        data["processors"] = [processor_table(spec, mask=mask) for spec in settings.processors]
     return data
+
+
+def processor_table(spec: ProcessorSpec, *, mask: bool = True) -> dict[str, Any]:
+    """One ``[[processors]]`` table as given: its type, its paths, its options."""
+    options = mask_options(spec.options) if mask else spec.options
+    return {"type": spec.type, **({"paths": spec.paths} if spec.paths else {}), **options}
 
 
 def sink_table(spec: SinkSpec, effective: dict[str, Any], *, mask: bool = True) -> dict[str, Any]:
@@ -50,6 +58,8 @@ def sink_table(spec: SinkSpec, effective: dict[str, Any], *, mask: bool = True) 
     in_url = {key.partition(".")[0] for key, _ in parse_qsl(urlsplit(spec.url).query, keep_blank_values=True)}
     options = {**spec.options, **{key: value for key, value in effective.items()
                                   if key not in spec.options and key not in in_url}}
+    if spec.match is not None:
+        options["match"] = spec.match
     return {"url": mask_url(spec.url), **mask_options(options)} if mask else {"url": spec.url, **options}
 
 
@@ -238,6 +248,7 @@ def reference_markdown() -> str:
         parts.append("".join(_reference_row(option) for option in OPTIONS if option.section == section))
         parts.append("\n")
     parts.append(_REFERENCE_SINKS)
+    parts.append(_REFERENCE_PROCESSORS)
     parts.append(f"## Examples\n\nA small file: the rest is defaults.\n\n```toml\n{dumps_toml(_SMALL_EXAMPLE)}```\n\n"
                  "Every key, as `logferry config show` prints it for a file with some paths and two sinks "
                  "(here without the options each sink takes from its defaults, which it adds too):\n\n"
@@ -331,6 +342,62 @@ sink at all, lines go to stdout.
 Plugin options may also be given as URL query parameters (`redis://127.0.0.1:6379/0?stream=logs`);
 the file sink's only as keys of its table (its URL is a path, taken as written).
 `logferry plugins` lists the installed plugins and the schemes they serve.
+
+"""
+
+_REFERENCE_PROCESSORS = """\
+## `[[processors]]` and `match`
+
+What happens to records on the way, in the order of the tables, for every file (or, with
+`paths = ["GLOB", …]`, only for the files whose path matches one of the globs; `*` spans `/`).
+Processors run on a thread of their own, never on the event loop. Without any, lines go from the
+files to the sinks untouched.
+
+| `type` | does | options |
+|---|---|---|
+| `multiline` | joins the lines of one event (a stack trace) into one record: its `line` the lines joined by `\\n`, its `offset` and `id` its first line's | `preset` (`"java"`, `"python"`, `"go"`), or `start` and/or `continue` (patterns: a line matching `start` begins an event; one matching `continue` joins it; with `start` alone every line up to the next start joins, with `continue` alone every other line begins one); `max_lines` (default 500) and `max_bytes` (default `[sources] max_line_bytes`): an event reaching either is ended and the rest begins another; `timeout` (default `2s`): an event is released when its file has been quiet that long |
+| `json` | a JSON object per line: its members become fields | `field` (parse this field instead of the line), `timestamp_key` (this member becomes the record's `ts`), `timestamp_format` (`iso8601` (default), `unix`, `unix_ms`, `unix_us`, `unix_ns`, or a `strptime` format; a time without a zone is UTC), `error_field` (put why a line was not parsed in this field) |
+| `logfmt` | `key=value key2="quoted value" flag` pairs become fields | as `json` |
+| `regex` | the named groups of `pattern` (`(?P<level>\\w+)`) become fields | `pattern`, and as `json` |
+| `drop` | drops the records `pattern` is found in | `pattern`; `field` (look in this field instead of the line; a record without it is kept) |
+| `keep` | drops the others | as `drop` (a record without the field is dropped) |
+| `fields` | adds static fields | `fields` (a table, e.g. `{ env = "prod" }`) |
+| `redact` | replaces what `pattern` finds in the line and in text fields | `pattern`; `replace` (default `"***"`, `\\1` is group 1); `fields` (default `true`) |
+
+Parsed and static fields are written at the top level of JSON records, beside `ts`, `path`,
+`offset`, `id` and `line`; a parsed field named like one of those is written as `parsed_NAME`
+(`fields` refuses such names). Raw output writes each record's text: an event's original lines, a
+redacted line as redacted. A line a parser cannot parse goes on unchanged and is counted (`--stats`,
+`logferry_processor_unparsed_records`), with the reason. Dropped records count as delivered.
+
+Patterns are RE2 (`google-re2`): matching takes time linear in the line whatever the pattern, so no
+line can hang the shipper; backreferences and lookaround are not available (an error naming the key).
+
+A `[[sinks]]` table may have `match = { path = "GLOB" or ["GLOB", …], FIELD = "PATTERN", … }`: only the
+records of files matching a `path` glob and whose every other field matches its pattern (`line` is
+the record's text) go to that sink. A record no sink takes counts as delivered and is counted
+(`unrouted`); one that several take moves its file's checkpoint once every one of them has it.
+Plugins add processor types (`logferry plugins` lists them).
+
+```toml
+[[processors]]
+type = "multiline"
+preset = "java"
+paths = ["/var/log/app/*.log"]
+
+[[processors]]
+type = "json"
+timestamp_key = "ts"
+
+[[processors]]
+type = "drop"
+field = "level"
+pattern = "^debug$"
+
+[[sinks]]
+url = "file:/var/log/errors.log"
+match = { level = "^(error|fatal)$" }
+```
 
 """
 

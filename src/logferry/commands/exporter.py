@@ -66,6 +66,7 @@ class EngineCollector:
         for reason, nbytes in stats["lost_bytes"].items():
             lost.add_metric([reason], nbytes)
         yield lost
+        yield from _processors(stats, CounterMetricFamily, GaugeMetricFamily)
         for name, key, doc in (
             ("logferry_files_followed", "files", "Files being followed."),
             ("logferry_open_files", "open_files", "File descriptors held open."),
@@ -81,6 +82,30 @@ class EngineCollector:
             "logferry_event_loop_lag_seconds", f"How late the event loop woke a {LAG_INTERVAL} s timer.",
             buckets=[("+Inf" if math.isinf(bound) else repr(bound), count) for bound, count in lag["buckets"]],
             sum_value=lag["sum"])
+
+
+def _processors(stats: dict[str, Any], counter: Any, gauge: Any) -> Iterator[Any]:
+    """What the processors did: per ``[[processors]]`` table (labelled by its position and type)."""
+    yield counter("logferry_records_unrouted", "Records no sink's match took (counted as delivered).",
+                  value=stats["unrouted"])
+    yield counter("logferry_records", "Records handed to the sinks (after the processors).", value=stats["records"])
+    yield gauge("logferry_files_held", "Files whose last records a processor holds back (an event being assembled).",
+                value=stats["held_files"])
+    families = {
+        "dropped": counter("logferry_processor_dropped_records", "Records a processor dropped (counted as delivered).",
+                           labels=["processor"]),
+        "unparsed": counter("logferry_processor_unparsed_records", "Records a parser passed on unparsed.",
+                            labels=["processor"]),
+        "joined": counter("logferry_processor_joined_lines", "Lines joined into the record before them (multiline).",
+                          labels=["processor"]),
+        "records_in": counter("logferry_processor_records_in", "Records a processor was given.", labels=["processor"]),
+        "records_out": counter("logferry_processor_records_out", "Records a processor passed on.",
+                               labels=["processor"]),
+    }
+    for n, tally in enumerate(stats["processors"], 1):
+        for key, family in families.items():
+            family.add_metric([f"{n}:{tally['name']}"], tally[key])
+    yield from families.values()
 
 
 def _per_sink(sinks: dict[str, dict[str, Any]], counter: Any, gauge: Any) -> Iterator[Any]:

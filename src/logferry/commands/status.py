@@ -59,8 +59,17 @@ def summary_line(stats: dict[str, Any]) -> str:
     skipped = stats["unreadable_files"]
     lag = stats["loop_lag"]
     return (f"summary: {stats['uptime']:.1f}s, {_files(stats['files_followed'])}, read {stats['read_lines']} lines "
-            f"({human_bytes(stats['read_bytes'])}); shipped: {sinks}; skipped {_files(skipped)} (unreadable); "
-            f"lost: {lost}; loop lag p99 {_ms(lag['p99'])}, max {_ms(lag['max'])}")
+            f"({human_bytes(stats['read_bytes'])}); {shaped(stats)}shipped: {sinks}; skipped {_files(skipped)} "
+            f"(unreadable); lost: {lost}; loop lag p99 {_ms(lag['p99'])}, max {_ms(lag['max'])}")
+
+
+def shaped(stats: dict[str, Any]) -> str:
+    """What the processors did (empty without processors): records made, dropped, unparsed, unrouted."""
+    if not stats["processors"] and not stats["unrouted"]:
+        return ""
+    unparsed = ", ".join(f"{t['name']}: {t['last_error']}" for t in stats["processors"] if t["unparsed"])
+    return (f"processed into {stats['records']} records: dropped {stats['dropped']}, unparsed {stats['unparsed']}"
+            f"{f' (last: {unparsed})' if unparsed else ''}, unrouted {stats['unrouted']}; ")
 
 
 def _files(n: int) -> str:
@@ -119,7 +128,9 @@ class StatusReport:
                          for name, lps, bps, backlog, retries, errors in rows["sinks"])
         return (f"files={stats['files']} open={stats['open_files']} in={rows['in_lines']:.0f} lines/s "
                 f"{rows['in_bytes'] / 1e6:.2f} MB/s {sinks} oldest_unshipped={stats['oldest_unshipped_age']:.1f}s "
-                f"checkpoint_lag={human_bytes(stats['checkpoint_lag_bytes'])} loop_lag_p99={_ms(rows['lag_p99'])}")
+                f"checkpoint_lag={human_bytes(stats['checkpoint_lag_bytes'])} loop_lag_p99={_ms(rows['lag_p99'])}"
+                + (f" dropped={stats['dropped']} unparsed={stats['unparsed']} unrouted={stats['unrouted']} "
+                   f"held_files={stats['held_files']}" if stats["processors"] or stats["unrouted"] else ""))
 
     def _draw(self, rows: dict[str, Any]) -> None:
         stats = self._last

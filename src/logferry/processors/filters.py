@@ -11,7 +11,6 @@ from .base import Processor
 from .options import PATTERN, boolean, parse, table, text
 from .patterns import Pattern
 
-
 _NO_FIELDS: dict[str, Any] = {}
 
 

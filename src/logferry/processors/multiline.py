@@ -44,8 +44,8 @@ PRESETS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 (r"^[\t ]*\+ Exception Group Traceback \(most recent call last\):$", "frames")],
         "frames": [(r"^[\t ]", "frames"), (EXCEPTION_LINE, "raised")],
         "raised": [(r"^$", "gap")],
-        "gap": [(r"^(?:During handling of the above exception, another exception occurred|"
-                 r"The above exception was the direct cause of the following exception):$", "chained")],
+        "gap": [((r"^(?:During handling of the above exception, another exception occurred|"
+                  r"The above exception was the direct cause of the following exception):$"), "chained")],
         "chained": [(r"^$", "next")],
         "next": [(PY_TRACEBACK, "frames")],
     },

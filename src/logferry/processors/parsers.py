@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -40,7 +40,7 @@ def timestamp_parser(form: str) -> Callable[[Any], float]:
 
 
 def _epoch(moment: datetime) -> float:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 _ISO_TAIL = re.compile(r"(?:[.,](\d{1,9}))?(Z|z|[+-]\d\d:?\d\d)?")
@@ -69,7 +69,7 @@ def _iso8601(value: Any) -> float:
 
 @lru_cache(maxsize=256)
 def _second(head: str) -> float:
-    return datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
 
 
 def _timestamp_format(value: Any) -> str:

@@ -110,7 +110,7 @@ def compile_pattern(key: str, value: Any) -> Pattern:
         raise ConfigError(f"{key}: needs a regular expression (a non-empty string)")
     try:
         return Pattern(value)
-    except Exception as exc:  # re2.error, and ValueError/TypeError from its parser
+    except Exception as exc:  # noqa: BLE001 - re2.error, and ValueError/TypeError from its parser
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")

@@ -105,6 +105,8 @@ class Processing:
         self.routes = list(routes)
         self.downstream = downstream
         self.unrouted = 0
+        self.lines_in = 0
+        """Lines read from the files and handed to the processors."""
         self._files: dict[Hashable, _File] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="logferry-process")
         self._flushing: set[asyncio.Task[None]] = set()
@@ -115,6 +117,7 @@ class Processing:
         """Shape ``batch`` (off the loop) and hand what comes out to delivery, with the positions it may
         acknowledge; returns what was used of ``reserved`` (see ``Pipeline.submit``)."""
         key = position.source
+        self.lines_in += batch.line_count()
         file = self._files.get(key) or self._open(key, batch)
         if not file.processors and file.routes is None:
             return await self.downstream.submit(batch, position, reserved)
