@@ -118,34 +118,35 @@ def test_a_quiet_files_last_event_is_released_after_the_timeout(tmp_path: Path, 
     assert engine.stats()["processors"][0]["flushed"] == 1
 
 
+@pytest.mark.parametrize("head", [b"INFO one\n", b"INFO " + b"x" * 100 + b"\n", b"INFO one\n" * 20])
+@pytest.mark.parametrize("apart", [False, True], ids=["one-batch", "event-starts-a-batch"])
 def test_a_clean_stop_leaves_a_half_written_event_to_the_next_run_which_ships_it_once_whole(
-        tmp_path: Path, settings) -> None:
+        tmp_path: Path, settings, head: bytes, apart: bool) -> None:
+    """The checkpoint saved mid-batch, before the event (its guard hashes the bytes before it: short
+    heads, long ones, the event at a batch's start), lets the next run resume exactly there."""
     log = tmp_path / "in" / "app.log"
     log.write_bytes(b"")
     out = tmp_path / "out.log"
     processors = [spec("multiline", preset="java", timeout=3600)]
+    first = TRACE.split(b"\n")[0] + b"\n"
+    before = head.count(b"\n")
 
     async def half(engine: Engine) -> None:
-        append(log, b"INFO one\n" + TRACE[:60])
-        append(log, b"\n" if not TRACE[:60].endswith(b"\n") else b"")
-        await wait_for(lambda: len(records(out)) == 1 and acked(engine, log) == len(b"INFO one\n"))
+        append(log, head if apart else head + first)
+        if apart:
+            await wait_for(lambda: len(records(out)) == before)
+            append(log, first)
+        await wait_for(lambda: len(records(out)) == before and engine.stats()["held_files"] == 1)
+        await wait_for(lambda: acked(engine, log) == len(head))
 
-    head = TRACE.split(b"\n")[0] + b"\n"
-    log.write_bytes(b"")
-    run_engine(settings(format="json", processors=processors),
-               lambda engine: _half(engine, log, out, b"INFO one\n" + head))
-    assert [r["line"] for r in records(out)] == ["INFO one"]
-    append(log, TRACE[len(head):] + b"INFO two\n")
-    run_engine(settings(format="json", processors=processors, once=True))
+    run_engine(settings(format="json", processors=processors), half)
+    append(log, TRACE[len(first):] + b"INFO two\n")
+    engine, _ = run_engine(settings(format="json", processors=processors, once=True))
     got = records(out)
-    assert [r["line"] for r in got] == ["INFO one", TRACE.decode().rstrip("\n"), "INFO two"]
-    assert len({r["id"] for r in got}) == 3  # nothing doubled across the clean stop
-    del half
-
-
-async def _half(engine: Engine, log: Path, out: Path, data: bytes) -> None:
-    append(log, data)
-    await wait_for(lambda: len(records(out)) == 1 and acked(engine, log) == len(b"INFO one\n"))
+    assert [r["line"] for r in got] == [line.decode() for line in head.splitlines()] + [
+        TRACE.decode().rstrip("\n"), "INFO two"]
+    assert len({r["id"] for r in got}) == len(got)  # nothing doubled across the clean stop
+    assert engine.stats()["read_lines"] == TRACE.count(b"\n") + 1  # resumed at the event's first line
 
 
 def test_dropped_lines_count_as_delivered_and_are_counted(tmp_path: Path, settings) -> None:
