@@ -24,11 +24,17 @@ from .patterns import Pattern, compile_pattern
 START = "start"
 EXCEPTION_LINE = r"^(?:[^\s.():]+\.)*[^\s.():]+(?::|$)"  # KeyError / json.decoder.JSONDecodeError: …
 PY_TRACEBACK = r"^Traceback \(most recent call last\):$"
+PY_GROUP = r"^  \+ Exception Group Traceback \(most recent call last\):$"  # a top-level ExceptionGroup's
+# An indented line (a frame, its source, carets, a group's lines) but "  + ...": a new ExceptionGroup's
+# first line, printed right after another traceback (RE2 has no lookahead).
+PY_INDENTED = r"^(?:\t| [^ ]|  [^ +]|   |  \+[^ ])"
 
 PRESETS: dict[str, dict[str, list[tuple[str, str]]]] = {
     # A JVM's stack trace: the exception's line, its frames, causes, suppressed and "... N more".
     "java": {
-        START: [(r"(?:Exception|Error|Throwable)(?::|$)", "frames")],
+        START: [(r"(?:Exception|Error|Throwable)(?::|$)", "frames"),
+                # the default handler's uncaught one, whatever its class is called (Traces$Fatal: ...)
+                (r'^Exception in thread ".*" \S', "frames")],
         "frames": [
             (r"^[\t ]+(?:eval )?at ", "frames"),
             (r"^[\t ]*(?:Caused by|Suppressed):", "frames"),
@@ -38,22 +44,25 @@ PRESETS: dict[str, dict[str, list[tuple[str, str]]]] = {
             (r"^--- End of stack trace from previous location", "frames"),
         ],
     },
-    # A CPython traceback, chained ones ("During handling of the above exception...") included.
+    # A CPython traceback, chained ones ("During handling of the above exception...") and
+    # ExceptionGroups (each line indented, the last "+-----...") included.
     "python": {
-        START: [(PY_TRACEBACK, "frames"),
-                (r"^[\t ]*\+ Exception Group Traceback \(most recent call last\):$", "frames")],
-        "frames": [(r"^[\t ]", "frames"), (EXCEPTION_LINE, "raised")],
+        START: [(PY_TRACEBACK, "frames"), (PY_GROUP, "frames")],
+        "frames": [(r"^[\t ]+\+-+$", "grouped"), (PY_INDENTED, "frames"), (EXCEPTION_LINE, "raised")],
+        "grouped": [(r"^[\t ]+\+-+$", "grouped"), (PY_INDENTED, "frames"), (r"^$", "gap")],
         "raised": [(r"^$", "gap")],
         "gap": [((r"^(?:During handling of the above exception, another exception occurred|"
                   r"The above exception was the direct cause of the following exception):$"), "chained")],
         "chained": [(r"^$", "next")],
-        "next": [(PY_TRACEBACK, "frames")],
+        "next": [(PY_TRACEBACK, "frames"), (PY_GROUP, "frames")],
     },
-    # A Go panic (or fatal error) and the goroutine dump after it.
+    # A Go panic (or fatal error: the runtime's own lines may come first, its stack may too) and the
+    # goroutine dump after it.
     "go": {
-        START: [(r"^(?:panic|fatal error): ", "head")],
+        START: [(r"^(?:panic|fatal error): ", "head"), (r"^runtime: ", "runtime")],
+        "runtime": [(r"^runtime: ", "runtime"), (r"^fatal error: ", "head")],
         "head": [(r"^[\t ]+panic: ", "head"), (r"^\[signal ", "head"), (r"^$", "blank")],
-        "blank": [(r"^goroutine \d+ \[[^\]]*\]:$", "frames")],
+        "blank": [(r"^goroutine \d+ \[[^\]]*\]:$", "frames"), (r"^runtime stack:$", "frames")],
         "frames": [(r"^[\t ]", "frames"), (r"^created by ", "frames"), (r"^\S+\(.*\)$", "frames"),
                    (r"^\.\.\.additional frames elided\.\.\.$", "frames"), (r"^$", "blank")],
     },
