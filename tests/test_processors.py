@@ -239,3 +239,14 @@ def re_escape(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def test_a_blank_line_after_a_trace_joins_it_only_if_a_chained_trace_follows() -> None:
+    trace = ["Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: boom"]
+    out = shaped(make("multiline", preset="python"), *trace, "", "INFO after")
+    assert [r.line for r in out] == ["\n".join(trace), "", "INFO after"]
+    panic = ["panic: boom", "", "goroutine 1 [running]:", "main.main()", "\t/src/main.go:5 +0x25"]
+    out = shaped(make("multiline", preset="go"), *panic, "", "level=info b")
+    assert [r.line for r in out] == ["\n".join(panic), "", "level=info b"]
+    processor = make("multiline", preset="go").for_source("/a")
+    assert [r.line for r in [*processor.process(records("panic: x", "")), *processor.flush()]] == ["panic: x", ""]

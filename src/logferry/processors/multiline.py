@@ -22,12 +22,18 @@ from .options import PATTERN, choice, duration, parse, positive_int, size
 from .patterns import Pattern, compile_pattern
 
 START = "start"
+# A state whose name starts with "?" is tentative: the lines that lead to it (a blank line after a
+# traceback, which a chained one may follow) join the event only if a line after them does too;
+# otherwise they go on as lines of their own.
 EXCEPTION_LINE = r"^(?:[^\s.():]+\.)*[^\s.():]+(?::|$)"  # KeyError / json.decoder.JSONDecodeError: …
 PY_TRACEBACK = r"^Traceback \(most recent call last\):$"
 PY_GROUP = r"^  \+ Exception Group Traceback \(most recent call last\):$"  # a top-level ExceptionGroup's
 # An indented line (a frame, its source, carets, a group's lines) but "  + ...": a new ExceptionGroup's
 # first line, printed right after another traceback (RE2 has no lookahead).
 PY_INDENTED = r"^(?:\t| [^ ]|  [^ +]|   |  \+[^ ])"
+
+MAX_LINES = 1100
+"""An event's most lines by default: a JVM prints at most 1024 frames of a trace (a StackOverflowError)."""
 
 PRESETS: dict[str, dict[str, list[tuple[str, str]]]] = {
     # A JVM's stack trace: the exception's line, its frames, causes, suppressed and "... N more".
@@ -49,9 +55,9 @@ PRESETS: dict[str, dict[str, list[tuple[str, str]]]] = {
     "python": {
         START: [(PY_TRACEBACK, "frames"), (PY_GROUP, "frames")],
         "frames": [(r"^[\t ]+\+-+$", "grouped"), (PY_INDENTED, "frames"), (EXCEPTION_LINE, "raised")],
-        "grouped": [(r"^[\t ]+\+-+$", "grouped"), (PY_INDENTED, "frames"), (r"^$", "gap")],
-        "raised": [(r"^$", "gap")],
-        "gap": [((r"^(?:During handling of the above exception, another exception occurred|"
+        "grouped": [(r"^[\t ]+\+-+$", "grouped"), (PY_INDENTED, "frames"), (r"^$", "?gap")],
+        "raised": [(r"^$", "?gap")],
+        "?gap": [((r"^(?:During handling of the above exception, another exception occurred|"
                   r"The above exception was the direct cause of the following exception):$"), "chained")],
         "chained": [(r"^$", "next")],
         "next": [(PY_TRACEBACK, "frames"), (PY_GROUP, "frames")],
@@ -61,10 +67,10 @@ PRESETS: dict[str, dict[str, list[tuple[str, str]]]] = {
     "go": {
         START: [(r"^(?:panic|fatal error): ", "head"), (r"^runtime: ", "runtime")],
         "runtime": [(r"^runtime: ", "runtime"), (r"^fatal error: ", "head")],
-        "head": [(r"^[\t ]+panic: ", "head"), (r"^\[signal ", "head"), (r"^$", "blank")],
-        "blank": [(r"^goroutine \d+ \[[^\]]*\]:$", "frames"), (r"^runtime stack:$", "frames")],
+        "head": [(r"^[\t ]+panic: ", "head"), (r"^\[signal ", "head"), (r"^$", "?blank")],
+        "?blank": [(r"^goroutine \d+ \[[^\]]*\]:$", "frames"), (r"^runtime stack:$", "frames")],
         "frames": [(r"^[\t ]", "frames"), (r"^created by ", "frames"), (r"^\S+\(.*\)$", "frames"),
-                   (r"^\.\.\.additional frames elided\.\.\.$", "frames"), (r"^$", "blank")],
+                   (r"^\.\.\.additional frames elided\.\.\.$", "frames"), (r"^$", "?blank")],
     },
 }
 
@@ -76,6 +82,10 @@ class Rule:
     pattern: Pattern | None
     next: str
     negate: bool = False
+
+    @property
+    def tentative(self) -> bool:
+        return self.next.startswith("?")
 
     def matches(self, line: str) -> bool:
         if self.pattern is None:
@@ -103,6 +113,7 @@ class Multiline(Processor):
         self._event: list[Record] = []
         self._size = 0
         self._state = START
+        self._maybe = 0  # the event's last lines that joined it only tentatively
 
     def held(self) -> int | None:
         return self._event[0].offset if self._event else None
@@ -128,7 +139,7 @@ class Multiline(Processor):
                 line = lines[i]
                 joins = next((r for r in self.states[self._state] if r.matches(line)), None)
                 if joins is None:
-                    out.append(self._joined())  # this line is not part of it: looked at afresh
+                    out.extend(self._ended())  # this line is not part of it: looked at afresh
                     continue
                 if len(self._event) >= self.max_lines or self._size + len(line) >= self.max_bytes:
                     self.tally.cut += 1  # too long: what follows starts an event of its own, in the same state
@@ -136,6 +147,7 @@ class Multiline(Processor):
                 self._event.append(records[i])
                 self._size += len(line) + 1
                 self._state = joins.next
+                self._maybe = self._maybe + 1 if joins.tentative else 0
                 i += 1
                 continue
             starts = anyone or begins.get(i)
@@ -152,10 +164,21 @@ class Multiline(Processor):
         if not self._event:
             return ()
         self.tally.flushed += 1
-        return [self._joined()]
+        out = self._ended()
+        return [*out, *self.flush()]  # the tentative lines may have begun an event of their own
+
+    def _ended(self) -> list[Record]:
+        """The open event, ended: without the lines that joined it only tentatively, which are
+        looked at afresh after it."""
+        maybe = self._maybe
+        if not maybe:
+            return [self._joined()]
+        leftover = self._event[-maybe:]
+        del self._event[-maybe:]
+        return [self._joined(), *self.process(leftover)]
 
     def _joined(self) -> Record:
-        event, self._event, self._size, self._state = self._event, [], 0, START
+        event, self._event, self._size, self._state, self._maybe = self._event, [], 0, START, 0
         if len(event) == 1:
             return event[0]
         self.tally.joined += len(event) - 1
@@ -179,5 +202,5 @@ def make_multiline(key: str, options: dict[str, Any], max_bytes: int) -> Multili
         states = {START: [Rule(start, "event")],
                   # with start alone, every line up to the next start joins the event
                   "event": [Rule(joins, "event")] if joins is not None else [Rule(start, "event", negate=True)]}
-    return Multiline(states, max(2, given.get("max_lines", 500)), given.get("max_bytes", max_bytes),
+    return Multiline(states, max(2, given.get("max_lines", MAX_LINES)), given.get("max_bytes", max_bytes),
                      given.get("timeout", 2.0))
