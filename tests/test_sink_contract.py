@@ -315,8 +315,10 @@ class EchoPlugin:
 
 
 def test_plugin_manager_holds_only_the_built_in_plugins(plugin_manager: PluginHost) -> None:
-    assert [info.origin for info in plugin_manager.listing()] == ["built-in", "built-in"]
+    assert [info.origin for info in plugin_manager.listing()] == ["built-in", "built-in", "built-in"]
     assert sorted(plugin_manager.schemes()) == ["file", "null", "stdout"]
+    assert sorted(plugin_manager.processor_types()) == ["drop", "fields", "json", "keep", "logfmt", "multiline",
+                                                       "redact", "regex"]
 
 
 def test_plugin_manager_ignores_installed_plugins_and_the_block_list(
