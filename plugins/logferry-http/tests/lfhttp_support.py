@@ -183,12 +183,17 @@ class Server:
         lines: list[str] = []
         for seen in stored:
             if fmt == "loki":
-                lines += [line for stream in json.loads(seen.body)["streams"] for _ts, line in stream["values"]]
+                lines += [entry[1] for entry in self.loki_entries(seen)]
             elif fmt == "es-bulk":
                 lines += [doc["line"] for doc in seen.json_lines()[1::2]]
             else:
                 lines += [record["line"] for record in seen.json_lines()]
         return lines
+
+    @staticmethod
+    def loki_entries(seen: Received) -> list[list]:
+        """Every entry of a Loki push, stream after stream: ``[ns, line]`` or ``[ns, line, metadata]``."""
+        return [entry for stream in json.loads(seen.body)["streams"] for entry in stream["values"]]
 
     def stored_records(self) -> list[dict]:
         """Every NDJSON record of every stored request, in arrival order."""

@@ -72,6 +72,8 @@ def test_the_hosts_line_format_is_ignored():
     ("http://127.0.0.1:9/?format=ndjson&labels=a:b", {}, "'labels' applies only to format=loki"),
     ("http://127.0.0.1:9/?format=loki&labels=bad-name:x", {}, "not a valid Loki label name"),
     ("http://127.0.0.1:9/?format=loki&labels=novalue", {}, "NAME:VALUE"),
+    ("http://127.0.0.1:9/", {"structured_metadata": True}, "'structured_metadata' applies only to format=loki"),
+    ("http://127.0.0.1:9/?format=loki&structured_metadata=some", {}, "structured_metadata must be true or false"),
     ("http://127.0.0.1:9/?format=es-bulk&action=delete", {}, "action must be one of"),
     ("http://127.0.0.1:9/?gzip=maybe", {}, "gzip must be true or false"),
     ("http://127.0.0.1:9/?timeout=soon", {}, "timeout"),
@@ -154,6 +156,7 @@ def test_settings_sink_spec_options_reach_the_plugin():
     ("http://127.0.0.1:9/ingest", {"max_body_bytes": "512KiB", "concurrency": 8}),
     ("https://es.example/_bulk", {"format": "es-bulk", "action": "create", "retries": 5}),
     ("http://loki:3100/loki/api/v1/push", {"format": "loki", "labels": {"job": "app"}, "max_backoff": "1m"}),
+    ("http://loki:3100/loki/api/v1/push", {"format": "loki", "structured_metadata": True}),
 ])
 def test_options_shows_what_a_run_uses_and_reads_back_the_same(url, options):
     """``logferry config show`` prints these: every one must be an option the sink accepts."""

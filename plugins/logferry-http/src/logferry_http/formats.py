@@ -5,6 +5,11 @@ loop), so the sink can run them on a worker thread when they are large. They for
 with :func:`logferry.json_chunks`, without Python code per line, and return the body as chunks of
 whole records. Lines are decoded as UTF-8 with invalid bytes replaced (U+FFFD), as logferry's own
 ``--format json`` does.
+
+Batches that processors made records of (``batch.events`` is set: multiline events, parsed and
+static fields, parsed times) are encoded a record at a time: each record's own time, then its fields
+beside the record's keys. A field named like a key the sink writes itself (``host``, ``@timestamp``)
+is kept as ``parsed_<name>``, as logferry keeps ``ts``, ``path``, ``offset``, ``id`` and ``line``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # the C encoder when available: fast, keeps non-ASCII
 from typing import Any
 
-from logferry import Batch, JsonRecords, json_chunks
+from logferry import Batch, JsonRecords, event_objects, json_chunks, json_object
 from logferry.formats import iso_ts
 
 CONTENT_TYPES = {
@@ -29,15 +34,15 @@ CONTENT_TYPES = {
 
 
 def encode_ndjson(batches: Sequence[Batch], host: str) -> list[bytes]:
-    """One JSON object per line: ``ts``, ``host``, ``path``, ``offset``, ``id`` and ``line``, in
-    chunks of whole records (see :func:`logferry.json_chunks`).
+    """One JSON object per line: ``ts``, ``host``, ``path``, ``offset``, ``id`` and ``line`` (then a
+    record's fields), in chunks of whole records (see :func:`logferry.json_chunks`).
 
     ``id`` is :meth:`logferry.Batch.line_id`: the same on every re-delivery, so a consumer can drop
     duplicates.
     """
     host_json = encode_basestring(host)
     return json_chunks(
-        JsonRecords(batch, (
+        _ndjson_records(batch, host) if batch.events is not None else JsonRecords(batch, (
             f'{{"ts":"{iso_ts(batch.read_at)}","host":{host_json},"path":{encode_basestring(batch.path)},"offset":',
             f',"id":{encode_basestring(batch.file_id)[:-1]}:',  # the id's closing quote follows the offset
             '","line":"', '"}\n',
@@ -45,9 +50,13 @@ def encode_ndjson(batches: Sequence[Batch], host: str) -> list[bytes]:
     )
 
 
+def _ndjson_records(batch: Batch, host: str) -> bytes:
+    return b"".join([json_object(doc) + b"\n" for doc in record_documents(batch, host, "ts")])
+
+
 def encode_es_bulk(batches: Sequence[Batch], host: str, index: str, action: str) -> list[bytes]:
-    """An Elasticsearch/OpenSearch ``_bulk`` body: an action line and a document per line, in chunks
-    of whole documents.
+    """An Elasticsearch/OpenSearch ``_bulk`` body: an action line and a document per line (``@timestamp``,
+    ``host``, ``path``, ``offset``, ``line``, then a record's fields), in chunks of whole documents.
 
     The action carries ``_id`` = the line id, so a re-delivered batch overwrites (``index``) or is
     refused as a conflict (``create``) instead of doubling documents.
@@ -55,13 +64,35 @@ def encode_es_bulk(batches: Sequence[Batch], host: str, index: str, action: str)
     meta = f'{{"{action}":{{"_index":{encode_basestring(index)},"_id":'
     host_json = encode_basestring(host)
     return json_chunks(
-        JsonRecords(batch, (
+        _es_bulk_records(batch, host, meta) if batch.events is not None else JsonRecords(batch, (
             f'{meta}{encode_basestring(batch.file_id)[:-1]}:',
             f'"}}}}\n{{"@timestamp":"{iso_ts(batch.read_at)}","host":{host_json},'
             f'"path":{encode_basestring(batch.path)},"offset":',
             ',"line":"', '"}\n',
         )) for batch in batches
     )
+
+
+def _es_bulk_records(batch: Batch, host: str, meta: str) -> bytes:
+    """The action and document lines of records; JSON escapes a multiline event's newlines, so each
+    document is still exactly two lines (which :func:`es_bulk_documents` relies on)."""
+    action = meta.encode()
+    return b"".join([b"%s%s}}\n%s\n" % (action, json_object(doc.pop("id")), json_object(doc))
+                     for doc in record_documents(batch, host, "@timestamp")])
+
+
+def record_documents(batch: Batch, host: str, ts_key: str) -> list[dict[str, Any]]:
+    """The records of ``batch`` (``batch.events``) as :func:`logferry.event_objects` makes them, the
+    time under ``ts_key`` and ``host`` after it; a field of either name becomes ``parsed_<name>``."""
+    own = ("host",) if ts_key == "ts" else (ts_key, "host")  # logferry renamed a "ts" field already
+    docs = []
+    for obj in event_objects(batch):
+        ts = obj.pop("ts")
+        for name in own:
+            if name in obj:
+                obj["parsed_" + name] = obj.pop(name)
+        docs.append({ts_key: ts, "host": host, **obj})
+    return docs
 
 
 def es_bulk_documents(body: bytes, positions: Iterable[int]) -> bytes:
@@ -78,9 +109,12 @@ def loki_stream(batch: Batch, host: str, labels: dict[str, str]) -> dict[str, st
     return {"path": batch.path, "filename": os.path.basename(batch.path), "host": host, **labels}
 
 
-def encode_loki(streams: Sequence[tuple[dict[str, str], Sequence[tuple[Batch, int]]]]) -> list[bytes]:
+def encode_loki(streams: Sequence[tuple[dict[str, str], Sequence[tuple[Batch, int]]]],
+                metadata: bool = False) -> list[bytes]:
     """A Loki push body, in chunks: for each stream, its labels and its batches' lines, line *i* of a
-    batch at that batch's ``first_ns + i`` nanoseconds (strictly increasing, see :class:`LokiClock`)."""
+    batch at that batch's ``first_ns + i`` nanoseconds (strictly increasing, see :class:`LokiClock`)
+    unless it is a record with its own time (see :func:`loki_records`); with ``metadata``, records'
+    fields as structured metadata."""
     parts: list[bytes | JsonRecords] = [b'{"streams":[']
     for number, (labels, stamped) in enumerate(streams):
         stream = json.dumps(labels, ensure_ascii=False).encode("utf-8", "replace")
@@ -88,10 +122,49 @@ def encode_loki(streams: Sequence[tuple[dict[str, str], Sequence[tuple[Batch, in
         for i, (batch, first_ns) in enumerate(stamped):
             if i:
                 parts.append(b",")
-            parts.append(JsonRecords(batch, ('["', '","', '"]'), count_from=first_ns, sep=","))
+            if batch.events is not None:
+                parts.append(loki_records(batch, first_ns, metadata))
+            else:
+                parts.append(JsonRecords(batch, ('["', '","', '"]'), count_from=first_ns, sep=","))
         parts.append(b"]}")
     parts.append(b"]}")
     return json_chunks(parts)
+
+
+def loki_records(batch: Batch, first_ns: int, metadata: bool) -> bytes:
+    """The entries of records (``batch.events``), comma-separated: ``["NS","LINE"]``, or with
+    ``metadata`` and fields ``["NS","LINE",{"name":"value",…}]`` (Loki 3's structured metadata,
+    every value a string: text as it is, anything else as JSON).
+
+    ``NS`` is the record's own time when it has one, else ``first_ns + i`` as for lines. Loki stores
+    an entry with the same time and text as one it holds only once, and parsed times are often whole
+    seconds: a time already used in this batch moves on by a nanosecond until it is free, so repeated
+    lines of one second all stay (and a batch sent again gets the same times, so Loki drops it)."""
+    entries = []
+    used: set[int] = set()
+    for i, record in enumerate(batch.events or ()):
+        ns = first_ns + i if record.ts is None else _ns(record.ts)
+        while ns in used:
+            ns += 1
+        used.add(ns)
+        line = json_object(record.line)
+        if metadata and record.fields:
+            entries.append(b'["%d",%s,%s]' % (ns, line, json_object(_metadata(record.fields))))
+        else:
+            entries.append(b'["%d",%s]' % (ns, line))
+    return b",".join(entries)
+
+
+def _ns(ts: float) -> int:
+    """A time in seconds as whole nanoseconds, to the microsecond: all a float of today's seconds
+    holds (``ts * 1e9`` would write ``.25`` as ``.249999872``)."""
+    seconds, fraction = divmod(ts, 1)
+    return int(seconds) * 1_000_000_000 + round(fraction * 1_000_000) * 1000
+
+
+def _metadata(fields: dict[str, Any]) -> dict[str, str]:
+    return {name: value if isinstance(value, str) else json_object(value).decode()
+            for name, value in fields.items()}
 
 
 def request_bodies(chunks: Iterable[bytes], limit: int, record_start: bytes) -> list[list[bytes | memoryview]]:
@@ -129,9 +202,11 @@ def cut_records(chunk: bytes, limit: int, record_start: bytes) -> list[memoryvie
     return pieces
 
 
-def loki_bodies(stamped: Sequence[tuple[dict[str, str], Batch, int]], limit: int) -> list[list[bytes]]:
+def loki_bodies(stamped: Sequence[tuple[dict[str, str], Batch, int]], limit: int,
+                metadata: bool = False) -> list[list[bytes]]:
     """Loki push bodies (in chunks) of at most ``limit`` bytes for ``(stream labels, batch, first_ns)``
     in order, one stream per label set in each; a single line longer than ``limit`` travels alone.
+    ``metadata``: records' fields as structured metadata (see :func:`loki_records`).
 
     Over the limit, the batches are halved (a single batch at a line boundary, the second half's
     timestamps following the first's) and each half encoded again: Loki bodies are not lines.
@@ -139,26 +214,29 @@ def loki_bodies(stamped: Sequence[tuple[dict[str, str], Batch, int]], limit: int
     streams: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[tuple[Batch, int]]]] = {}
     for labels, batch, first_ns in stamped:
         streams.setdefault(tuple(sorted(labels.items())), (labels, []))[1].append((batch, first_ns))
-    body = encode_loki(list(streams.values()))
+    body = encode_loki(list(streams.values()), metadata)
     if sum(map(len, body)) <= limit:
         return [body]
     if len(stamped) > 1:
         half = len(stamped) // 2
-        return loki_bodies(stamped[:half], limit) + loki_bodies(stamped[half:], limit)
+        return loki_bodies(stamped[:half], limit, metadata) + loki_bodies(stamped[half:], limit, metadata)
     labels, batch, first_ns = stamped[0]
     halves = _halves(batch)
     if halves is None:
         return [body]
     first, second = halves
-    return (loki_bodies([(labels, first, first_ns)], limit)
-            + loki_bodies([(labels, second, first_ns + first.line_count())], limit))
+    return (loki_bodies([(labels, first, first_ns)], limit, metadata)
+            + loki_bodies([(labels, second, first_ns + first.line_count())], limit, metadata))
 
 
 def _halves(batch: Batch) -> tuple[Batch, Batch] | None:
-    """``batch`` cut in two at the line boundary nearest its middle; None for a single line."""
+    """``batch`` cut in two at the line (or record) boundary nearest its middle; None for a single one."""
     data = bytes(batch.data)
-    middle = data.rfind(b"\n", 0, len(data) // 2) + 1 or data.find(b"\n") + 1
-    if middle >= len(data):
+    if batch.events is not None:  # a record's bytes may hold newlines: cut between records
+        middle = sum(len(record.raw) for record in batch.events[:len(batch.events) // 2])
+    else:
+        middle = data.rfind(b"\n", 0, len(data) // 2) + 1 or data.find(b"\n") + 1
+    if not 0 < middle < len(data):
         return None
     return batch.slice(0, middle), batch.slice(middle, len(data))
 

@@ -28,13 +28,13 @@ ES_ACTIONS = ("index", "create")
 
 SCALAR_OPTIONS = {
     "format", "gzip", "token_env", "timeout", "retries", "max_backoff", "verify", "ca_file", "index",
-    "action", "labels", "max_body_bytes", "concurrency", "send_interval",
+    "action", "labels", "structured_metadata", "max_body_bytes", "concurrency", "send_interval",
 }
 MAPPING_OPTIONS = {"headers", "headers_env", "query"}
 """Options holding name → value tables; in the URL query they are spelled ``PREFIX.NAME=VALUE``."""
 QUERY_PREFIXES = {"header": "headers", "headers": "headers", "header_env": "headers_env",
                   "headers_env": "headers_env", "query": "query"}
-FORMAT_ONLY = {"index": "es-bulk", "action": "es-bulk", "labels": "loki"}
+FORMAT_ONLY = {"index": "es-bulk", "action": "es-bulk", "labels": "loki", "structured_metadata": "loki"}
 SECRET_QUERY_PREFIXES = ("header.", "headers.", "query.")
 """URL query options whose values may be credentials: masked by :func:`redact_url`."""
 
@@ -61,6 +61,9 @@ class HttpConfig:
     index: str = "logferry"
     action: str = "index"
     labels: dict[str, str] = field(default_factory=dict)
+    structured_metadata: bool = False
+    """Loki: send records' fields as structured metadata (Loki 3, or 2.9+ with it allowed); older
+    Lokis, or one that disallows it, refuse such pushes with a 400."""
     max_body_bytes: int = 4 << 20
     """The largest request body (before gzip); a single record larger than this travels alone."""
     concurrency: int = 2
@@ -84,6 +87,7 @@ class HttpConfig:
             shown.update(index=self.index, action=self.action)
         if self.format == "loki":
             shown["labels"] = dict(self.labels)
+            shown["structured_metadata"] = self.structured_metadata
         return shown
 
 
@@ -202,6 +206,7 @@ def _build(url: str, parts: SplitResult, opts: dict[str, Any]) -> HttpConfig:
         index=index,
         action=action,
         labels=_labels(shown, opts.get("labels", {})),
+        structured_metadata=_bool(shown, "structured_metadata", opts.get("structured_metadata", False)),
         max_body_bytes=_size(shown, "max_body_bytes", opts.get("max_body_bytes", HttpConfig.max_body_bytes)),
         concurrency=_count(shown, "concurrency", opts.get("concurrency", HttpConfig.concurrency), low=1),
         send_interval=_duration(shown, "send_interval", opts.get("send_interval", HttpConfig.send_interval)),

@@ -176,7 +176,8 @@ class HttpSink(Sink):
             stamped = [(loki_stream(batch, self.host, cfg.labels), batch) for batch in batches]
             stamped_ns = [(stream, batch, self._clock.first_ns(stream, batch, batch.line_count()))
                           for stream, batch in stamped]
-            return lambda: [self._wire(raw) for raw in loki_bodies(stamped_ns, cfg.max_body_bytes)]
+            return lambda: [self._wire(raw) for raw in loki_bodies(stamped_ns, cfg.max_body_bytes,
+                                                                    cfg.structured_metadata)]
         if cfg.format == "es-bulk":
             def build() -> list[_Body]:
                 chunks = encode_es_bulk(batches, self.host, cfg.index, cfg.action)

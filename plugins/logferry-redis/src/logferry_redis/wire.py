@@ -19,7 +19,8 @@ import itertools
 import os
 
 import hiredis
-from logferry import Batch
+from logferry import Batch, json_object
+from logferry.formats import iso_ts
 from redis import exceptions as rex
 
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
@@ -39,10 +40,13 @@ def _literal(value: bytes) -> bytes:
 
 
 def xadd_payload(stream: bytes, batch: Batch, maxlen: int | None, asking: bool = False) -> tuple[bytes, int]:
-    """``XADD stream [MAXLEN ~ N] * line L path P offset O id I`` for every line of ``batch``.
+    """``XADD stream [MAXLEN ~ N] * line L path P offset O id I`` for every line of ``batch`` (for
+    records processors made, then ``ts`` and their fields: see :func:`_xadd_records`).
 
     Returns the payload and the number of replies it asks for (two per line with ``asking``).
     """
+    if batch.events is not None:
+        return _xadd_records(stream, batch, maxlen, asking)
     offsets, lines = batch.split()
     parts = []
     start = 0
@@ -59,13 +63,54 @@ def xadd_payload(stream: bytes, batch: Batch, maxlen: int | None, asking: bool =
     return b"".join(parts), len(lines) * (2 if asking else 1)
 
 
+def _xadd_records(stream: bytes, batch: Batch, maxlen: int | None, asking: bool) -> tuple[bytes, int]:
+    """:func:`xadd_payload` of records (``batch.events``), a command at a time: after ``line`` (a
+    multiline event's lines joined by ``\\n``, one value), ``path``, ``offset`` and ``id``, a
+    ``ts`` (ISO 8601, as logferry's JSON records write it) when the record has its own time, then
+    each field: text as its UTF-8 bytes (those of the file, for text parsed out of invalid UTF-8),
+    anything else as JSON."""
+    words = 11 + (3 if maxlen else 0)  # as in _template, before ts and the fields
+    ident = batch.file_id.encode()
+    # A command's template: its word count, the line's length and bytes, the offset's length and
+    # digits, the id's length and offset, then a length and a value for each extra word.
+    fixed = (_literal((ASKING if asking else b"") + b"*") + b"%d\r\n" + _literal(_xadd_start(stream, maxlen))
+             + b"$4\r\nline\r\n$%d\r\n%s\r\n" + _literal(_bulk(b"path") + _bulk(os.fsencode(batch.path)))
+             + b"$6\r\noffset\r\n$%d\r\n%d\r\n$2\r\nid\r\n$%d\r\n" + _literal(ident) + b":%d\r\n")
+    templates: dict[int, bytes] = {}  # by the number of extra words
+    commands = []
+    for record in batch.events or ():
+        extra: list[bytes] = []
+        if record.ts is not None:
+            extra += [b"ts", iso_ts(record.ts).encode()]
+        if record.fields:
+            for name, value in record.fields.items():
+                extra += [_text(name), _text(value) if isinstance(value, str) else json_object(value)]
+        template = templates.get(len(extra))
+        if template is None:
+            template = templates[len(extra)] = fixed + b"$%d\r\n%s\r\n" * len(extra)
+        line, digits = _text(record.line), len(b"%d" % record.offset)
+        commands.append(template % (words + len(extra), len(line), line, digits, record.offset,
+                                    len(ident) + 1 + digits, record.offset,
+                                    *itertools.chain.from_iterable(zip(map(len, extra), extra))))
+    return b"".join(commands), len(commands) * (2 if asking else 1)
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _xadd_start(stream: bytes, maxlen: int | None) -> bytes:
+    """``XADD stream [MAXLEN ~ N] *``: every command's first words (after its ``*COUNT`` header)."""
+    trim = _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen) if maxlen else b""
+    return _bulk(b"XADD") + _bulk(stream) + trim + _bulk(b"*")
+
+
 @functools.lru_cache(maxsize=1024)  # the same few files, batch after batch
 def _template(stream: bytes, path: str, file_id: str, maxlen: int | None, asking: bool, digits: int) -> bytes:
     """One line's command as a ``%`` template of its length, its bytes and its offset (twice: the
     field, and the id's tail), for offsets of ``digits`` digits."""
-    trim = _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen) if maxlen else b""
     count = 11 + (3 if maxlen else 0)  # XADD, stream, [MAXLEN ~ N], *, and four field/value pairs
-    head = (ASKING if asking else b"") + b"*%d\r\n" % count + _bulk(b"XADD") + _bulk(stream) + trim + _bulk(b"*")
+    head = (ASKING if asking else b"") + b"*%d\r\n" % count + _xadd_start(stream, maxlen)
     fields = _bulk(b"path") + _bulk(os.fsencode(path))  # the path's exact bytes, even when not UTF-8
     ident = file_id.encode()
     return (_literal(head + _bulk(b"line")) + b"$%d\r\n%s\r\n" + _literal(fields) + b"$6\r\noffset\r\n"
