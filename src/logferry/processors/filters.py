@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..records.record import RESERVED, Record
+from ..records.record import NO_FIELDS, RESERVED, Record
 from .base import Processor
 from .options import PATTERN, boolean, parse, table, text
 from .patterns import Pattern
-
-_NO_FIELDS: dict[str, Any] = {}
 
 
 class Select(Processor):
@@ -30,7 +28,7 @@ class Select(Processor):
         elif name == "offset":
             kept = [r for r in records if self.pattern.found_in_value(r.offset) is keep]
         else:
-            found, none = self.pattern.found_in_value, _NO_FIELDS
+            found, none = self.pattern.found_in_value, NO_FIELDS
             kept = [r for r in records if found((r.fields or none).get(name)) is keep]
         self.tally.dropped += len(records) - len(kept)
         return kept

@@ -7,8 +7,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from ..errors import ConfigError
-from ..records.record import Record
-from .filters import _NO_FIELDS
+from ..records.record import NO_FIELDS, Record
 from .patterns import Pattern, compile_pattern
 
 
@@ -33,7 +32,7 @@ class Route:
                 hits = set(pattern.lines([r.line for r in chosen]))
                 chosen = [r for i, r in enumerate(chosen) if i in hits]
             else:
-                found, none = pattern.found_in_value, _NO_FIELDS
+                found, none = pattern.found_in_value, NO_FIELDS
                 chosen = [r for r in chosen if found(r.offset if name == "offset" else (r.fields or none).get(name))]
         return chosen
 

@@ -171,7 +171,7 @@ class Batch:
         pieces.append(self._records_piece(first, len(self.events or ()), start, len(self.data)))
         return pieces
 
-    def _record_sizes(self) -> list[int]:
+    def _record_sizes(self) -> Sequence[int]:
         """Each record's length in ``data`` (its line's bytes and newline)."""
         assert self.events is not None
         return self.sizes if self.sizes is not None else [len(record.raw) for record in self.events]

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from .batch import Batch
-from .record import Record
+from .record import NO_FIELDS, Record
 
 FORMATS = ("raw", "json")
 
@@ -61,19 +61,20 @@ def _iso_record(ts: float) -> str:
     return iso_ts(ts)
 
 
-def event_objects(batch: Batch, extra: dict[str, Any] | None = None, ts_key: str = "ts") -> list[dict[str, Any]]:
+def event_objects(batch: Batch) -> list[dict[str, Any]]:
     """Each record of ``batch`` as the object ``--format json`` writes: ``ts`` (its parsed time, else
-    when it was read), ``path``, ``offset``, ``id``, ``line``, then ``extra`` and its fields.
+    when it was read), ``path``, ``offset``, ``id``, ``line``, then its fields (which never use those
+    names: a parsed one is kept as ``parsed_<name>``).
 
     For sinks that write records with fields one at a time (``batch.events`` is set once a processor
-    ran); encode each with :func:`json_object`. ``ts_key`` names the time key (``"@timestamp"``...).
+    ran); encode each with :func:`json_object`.
     """
     path, base, read_ts = batch.path, batch.file_id, iso_ts(batch.read_at)
     events = batch.events if batch.events is not None else [Record(o, line.decode("utf-8", "surrogateescape"))
                                                             for o, line in batch.records()]
-    stamp, extra = _iso_record, extra or {}
-    return [{ts_key: read_ts if r.ts is None else stamp(r.ts), "path": path, "offset": r.offset,
-             "id": f"{base}:{r.offset}", "line": r.line, **extra, **(r.fields or extra)} for r in events]
+    stamp, none = _iso_record, NO_FIELDS
+    return [{"ts": read_ts if r.ts is None else stamp(r.ts), "path": path, "offset": r.offset,
+             "id": f"{base}:{r.offset}", "line": r.line, **(r.fields or none)} for r in events]
 
 
 def json_object(obj: Any) -> bytes:

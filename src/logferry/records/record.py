@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 RESERVED = ("ts", "path", "offset", "id", "line")
 """The keys every JSON record has: a field of the same name is kept as ``parsed_<name>``."""
+NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+"""What ``record.fields or NO_FIELDS`` looks fields up in when a record has none."""
 
 
 @dataclass(slots=True)
