@@ -312,3 +312,51 @@ def test_stats_say_what_the_processors_dropped_and_what_no_sink_took(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert "processed into 2 records: dropped 1, unparsed 0, unrouted 1" in done.stderr
     assert (tmp_path / "out.log").read_bytes() == b"INFO b\n"
+
+
+class _Broken:
+    """A processor plugin whose processor raises on every other batch."""
+
+    @hookimpl
+    def logferry_processor_types(self):
+        return ["broken"]
+
+    @hookimpl
+    def logferry_make_processor(self, type, options, settings, key):
+        from logferry import Processor
+
+        class Broken(Processor):
+            calls = 0
+
+            def process(self, records):
+                Broken.calls += 1
+                if Broken.calls % 2:
+                    raise RuntimeError("bug in a plugin")
+                return [r for r in records if "x" not in r.line]
+
+        return Broken()
+
+
+def test_a_processor_that_raises_neither_stops_the_run_nor_loses_a_line(tmp_path: Path, settings, caplog) -> None:
+    log = tmp_path / "in" / "app.log"
+    log.write_bytes(b"a\nx\n")
+    host = get_plugin_manager(load_entrypoints=False, blocked=set())
+    host.register(_Broken(), name="broken")
+    engine, _ = run_engine(settings(once=True, processors=[spec("broken")]), host=host)
+    assert (tmp_path / "out.log").read_bytes() == b"a\nx\n"  # went on as given
+    tally = engine.stats()["processors"][0]
+    assert tally["failures"] == 1 and tally["last_failure"] == "RuntimeError: bug in a plugin"
+    assert "processor broken failed (RuntimeError: bug in a plugin)" in caplog.text
+
+
+def test_config_show_prints_processors_and_match_as_config_check_accepts_them(tmp_path: Path) -> None:
+    config = _config(tmp_path, 'match = { level = "^error$" }\n[[processors]]\ntype = "json"\npaths = ["*/a.log"]\n'
+                               'timestamp_key = "ts"\n')
+    shown = cli("config", "show", "-c", str(config))
+    assert shown.returncode == 0, shown.stderr
+    assert '[[processors]]\ntype = "json"\npaths = ["*/a.log"]\ntimestamp_key = "ts"' in shown.stdout
+    assert 'match = { level = "^error$" }' in shown.stdout or "[sinks.match]" in shown.stdout
+    again = tmp_path / "again.toml"
+    again.write_text(shown.stdout)
+    checked = cli("config", "check", "-c", str(again))
+    assert checked.returncode == 0 and "1 processor" in checked.stdout, checked.stderr

@@ -45,9 +45,14 @@ def config_dict(settings: Settings, *, mask: bool = True,
     return data
 
 
+_FIELD_OPTIONS = frozenset({"timestamp_key", "field", "error_field"})
+
+
 def processor_table(spec: ProcessorSpec, *, mask: bool = True) -> dict[str, Any]:
-    """One ``[[processors]]`` table as given: its type, its paths, its options."""
-    options = mask_options(spec.options) if mask else spec.options
+    """One ``[[processors]]`` table as given: its type, its paths, its options (a secret-looking one
+    masked, except the built-ins' options that name a field, such as ``timestamp_key``)."""
+    options = {**mask_options(spec.options), **{k: v for k, v in spec.options.items() if k in _FIELD_OPTIONS}} \
+        if mask else spec.options
     return {"type": spec.type, **({"paths": spec.paths} if spec.paths else {}), **options}
 
 

@@ -29,6 +29,9 @@ class Tally:
     """Events it ended early at ``max_lines``/``max_bytes`` (the rest starts a record of its own)."""
     errors: dict[str, int] = field(default_factory=dict)
     """Unparsed records by reason."""
+    failures: int = 0
+    """Batches on which it raised an exception: their records went on as it was given them."""
+    last_failure: str = ""
 
     def unparsable(self, reason: str) -> None:
         self.unparsed += 1

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import operator
-from collections.abc import Hashable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -199,7 +201,7 @@ class Processing:
             if not records:
                 break
             processor.tally.records_in += len(records)
-            records = processor.process(list(records))
+            records = _guarded(processor, processor.process, records)
             processor.tally.records_out += len(records)
         held = min((h for p in file.processors if (h := p.held()) is not None), default=None)
         partial = None
@@ -257,8 +259,8 @@ class Processing:
         """On the processing thread: what each processor holds, through the processors after it."""
         carry: list[Record] = []
         for processor in file.processors:
-            got = list(processor.process(carry)) if carry else []
-            got.extend(processor.flush())
+            got = list(_guarded(processor, processor.process, carry)) if carry else []
+            got.extend(_guarded(processor, lambda _: processor.flush(), []))
             carry = got
         return carry
 
@@ -270,6 +272,27 @@ class Processing:
             acks = [_Nothing(key, out.end)]  # records of an event cut short in an earlier batch
         position = acks[0] if len(acks) == 1 else Positions(acks)
         return await self.downstream.submit(out, position, reserved, routes)
+
+
+def _guarded(processor: Processor, step: Callable[[list[Record]], Sequence[Record]],
+             records: Sequence[Record]) -> Sequence[Record]:
+    """``step(records)``; if the processor raises (a bug in it), the records go on as they are, the
+    failure is counted and logged: a broken processor must not stop the run, nor lose lines."""
+    try:
+        return step(list(records))
+    except Exception as exc:  # noqa: BLE001 - any exception of a plugin's code
+        tally = processor.tally
+        tally.failures += 1
+        tally.last_failure = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if now - _LOGGED.get(id(tally), -math.inf) > 10:  # one line per processor every 10 s
+            _LOGGED[id(tally)] = now
+            log.error("processor %s failed (%s); its records went on unchanged", processor.describe(),
+                      tally.last_failure, exc_info=log.isEnabledFor(logging.DEBUG))
+        return records
+
+
+_LOGGED: dict[int, float] = {}
 
 
 def _lines_of(batch: Batch) -> tuple[list[int], list[str]]:
