@@ -52,8 +52,9 @@ class Budget(Protocol):
 
 
 class Outlet(Protocol):
-    """Where batches go (``logferry.delivery.pipeline.Pipeline``): ``position`` is acknowledged once
-    every sink has the batch."""
+    """Where batches go: the processing stage (``logferry.processors.stage.Processing``) when
+    processors or a sink's ``match`` are configured, else delivery (``logferry.delivery.pipeline.Pipeline``);
+    ``position`` is acknowledged once every sink has the batch (or what processors made of it)."""
 
     async def submit(self, batch: Batch, position: FileOffset, reserved: int = 0) -> int: ...
 
