@@ -101,30 +101,32 @@ class Parse(Processor):
         raise NotImplementedError
 
     def process(self, records: list[Record]) -> Sequence[Record]:
+        name, fields_of, key, timestamp, reserved = (self.field, self.fields_of, self.timestamp_key, self.timestamp,
+                                                     _RESERVED)
         for record in records:
-            value = record.line if self.field is None else record.get(self.field)
-            if not isinstance(value, str):
-                self._failed(record, f"no field {self.field!r}" if value is None else f"{self.field} is not text")
+            value = record.line if name is None else record.get(name)
+            if type(value) is not str:
+                self._failed(record, f"no field {name!r}" if value is None else f"{name} is not text")
                 continue
-            found = self.fields_of(value)
+            found = fields_of(value)
             if isinstance(found, str):
                 self._failed(record, found)
                 continue
-            if self.timestamp_key is not None and self.timestamp_key in found:
-                stamp = found.pop(self.timestamp_key)
+            if key is not None and key in found:
+                stamp = found.pop(key)
                 try:
-                    record.ts = self.timestamp(stamp)
+                    record.ts = timestamp(stamp)
                 except (ValueError, TypeError, OverflowError, OSError):
-                    found[self.timestamp_key] = stamp
+                    found[key] = stamp
                     self._failed(record, f"bad timestamp {str(stamp)[:40]!r}")
-            if _RESERVED.isdisjoint(found):
+            if reserved.isdisjoint(found):
                 if record.fields is None:
                     record.fields = found
                 else:
                     record.fields.update(found)
             else:
-                for name, value in found.items():
-                    record.set(name, value)
+                for field_name, field_value in found.items():
+                    record.set(field_name, field_value)
         return records
 
     def _failed(self, record: Record, reason: str) -> None:
