@@ -79,10 +79,11 @@ def event_objects(batch: Batch) -> list[dict[str, Any]]:
 
 def json_object(obj: Any) -> bytes:
     """``obj`` as compact JSON, UTF-8: text that is not valid UTF-8 (undecodable bytes of a line, kept
-    as surrogate escapes) is written with U+FFFD, as the whole-batch encoders write it."""
+    as surrogate escapes) is written with U+FFFD, as the whole-batch encoders write it; keys that are
+    not text are written as text."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
+        return orjson.dumps(obj)
+    except TypeError:  # surrogates, or keys that are not strings: rare, so checked only on failure
         return orjson.dumps(_valid_text(obj), option=orjson.OPT_NON_STR_KEYS, default=str)
 
 
