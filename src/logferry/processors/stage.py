@@ -243,26 +243,23 @@ class Processing:
                 if not file.pending:
                     return
                 loop = asyncio.get_running_loop()
-                records = await loop.run_in_executor(self._thread, self._release, file)
                 acks, file.pending = file.pending, []
-                last = file.last
-                base = Batch(last.path, last.file_id, acks[-1].end, acks[-1].end, b"", last.read_at, 0)
-                out = base.with_records(records)
-                routes = self._route(file, out)
+                out, routes = await loop.run_in_executor(self._thread, self._release, file, acks[-1].end)
                 await self._hand_on(key, out, acks, 0, routes)
         finally:
             file.users -= 1
             self._close_if_idle(key, file)
 
-    @staticmethod
-    def _release(file: _File) -> list[Record]:
+    def _release(self, file: _File, end: int) -> tuple[Batch, list[Batch | None] | None]:
         """On the processing thread: what each processor holds, through the processors after it."""
         carry: list[Record] = []
         for processor in file.processors:
             got = list(_guarded(processor, processor.process, carry)) if carry else []
             got.extend(_guarded(processor, lambda _: processor.flush(), []))
             carry = got
-        return carry
+        last = file.last
+        out = Batch(last.path, last.file_id, end, end, b"", last.read_at, 0).with_records(carry)
+        return out, self._route(file, out)
 
     async def _hand_on(self, key: Hashable, out: Batch, acks: list[Position], reserved: int,
                        routes: list[Batch | None] | None) -> int:
