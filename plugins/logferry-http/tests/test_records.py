@@ -8,33 +8,27 @@ import json
 import random
 
 import pytest
-from logferry import Record
-from logferry.formats import iso_ts
+from lfhttp_support import Server, http_sink, logferry, make_batch, send_all
 from logferry_http.formats import encode_es_bulk, encode_ndjson, es_bulk_documents
 
-from lfhttp_support import Server, http_sink, logferry, make_batch, send_all
+from logferry import Record
+from logferry.formats import iso_ts
+from logferry.testing import SAMPLE_PROCESSORS, SAMPLE_TRACE, processed_batch
 
 READ_AT = 1_800_000_000.5
-TRACE = "java.lang.IllegalStateException: boom\n\tat com.example.Foo.bar(Foo.java:10)\n\tat com.example.Main.main(Main.java:3)"
-
-
-def records_batch(records: list[Record], path: str = "/var/log/app.log", file_id: str = "f1"):
-    """A batch as the processors hand it on: its lines replaced by ``records``."""
-    lines = [record.line.encode("utf-8", "surrogateescape") for record in records]
-    return make_batch(path, lines, offset=records[0].offset, file_id=file_id, read_at=READ_AT).with_records(records)
 
 
 def sample() -> list[Record]:
     return [
         Record(0, '{"level":"info","msg":"started"}', {"level": "info", "msg": "started", "n": 3}, ts=1_700_000_000.25),
-        Record(33, TRACE),  # a multiline event: no fields, read time
+        Record(33, SAMPLE_TRACE),  # a multiline event: no fields, read time
         Record(140, "GET / 200", {"host": "req.example", "env": "prod", "ctx": {"a": [1, True]}}),
         Record(150, "bad \udcff byte", {"raw": "\udcff"}, ts=1_700_000_001.0),
     ]
 
 
 def test_ndjson_records_carry_their_fields_and_their_own_time(server: Server) -> None:
-    batch = records_batch(sample())
+    batch = processed_batch(sample())
     sink = http_sink(server.url)
     asyncio.run(send_all(sink, batch))
     got = server.stored_records()
@@ -42,7 +36,7 @@ def test_ndjson_records_carry_their_fields_and_their_own_time(server: Server) ->
     assert got == [
         {"ts": iso_ts(1_700_000_000.25), **own, "offset": 0, "id": "f1:0", "line": '{"level":"info","msg":"started"}',
          "level": "info", "msg": "started", "n": 3},
-        {"ts": iso_ts(READ_AT), **own, "offset": 33, "id": "f1:33", "line": TRACE},
+        {"ts": iso_ts(READ_AT), **own, "offset": 33, "id": "f1:33", "line": SAMPLE_TRACE},
         {"ts": iso_ts(READ_AT), **own, "offset": 140, "id": "f1:140", "line": "GET / 200",
          "parsed_host": "req.example", "env": "prod", "ctx": {"a": [1, True]}},
         {"ts": iso_ts(1_700_000_001.0), **own, "offset": 150, "id": "f1:150", "line": "bad \ufffd byte",
@@ -71,14 +65,14 @@ def test_es_bulk_documents_have_the_records_time_and_fields_never_in_the_action(
     server.ok_body = b'{"took":1,"errors":false,"items":[]}'
     records = sample()
     records[0].fields["@timestamp"] = "from the app"  # a logstash-style field: kept, renamed
-    asyncio.run(send_all(http_sink(server.url, format="es-bulk", index="app"), records_batch(records)))
+    asyncio.run(send_all(http_sink(server.url, format="es-bulk", index="app"), processed_batch(records)))
     rows = server.requests[0].json_lines()
     actions, docs = rows[0::2], rows[1::2]
     assert actions == [{"index": {"_index": "app", "_id": f"f1:{r.offset}"}} for r in records]
     assert [d["@timestamp"] for d in docs] == [iso_ts(1_700_000_000.25), iso_ts(READ_AT), iso_ts(READ_AT),
                                                iso_ts(1_700_000_001.0)]
     assert docs[0]["parsed_@timestamp"] == "from the app" and docs[0]["n"] == 3
-    assert docs[1]["line"] == TRACE
+    assert docs[1]["line"] == SAMPLE_TRACE
     assert (docs[2]["host"], docs[2]["parsed_host"], docs[2]["env"]) == (docs[0]["host"], "req.example", "prod")
     assert list(docs[1]) == ["@timestamp", "host", "path", "offset", "line"]
 
@@ -87,23 +81,23 @@ def test_es_bulk_sends_a_refused_multiline_document_again_alone_and_whole(server
     """Partial failures pick documents by position, two lines each: a multiline event is still two."""
     server.item_status = lambda doc, times: 429 if "Exception" in doc["line"] and times == 0 else 201
     sink = http_sink(server.url, format="es-bulk", max_backoff="50ms")
-    asyncio.run(send_all(sink, records_batch(sample())))
+    asyncio.run(send_all(sink, processed_batch(sample())))
     first, second = server.requests
     assert len(first.json_lines()) == 8
     (action, doc), = [second.json_lines()]
-    assert action["index"]["_id"] == "f1:33" and doc["line"] == TRACE
+    assert action["index"]["_id"] == "f1:33" and doc["line"] == SAMPLE_TRACE
     assert sorted(d["offset"] for d in server.indexed) == [0, 33, 140, 150]
 
 
 def test_es_bulk_documents_picks_multiline_records_by_position() -> None:
-    body = b"".join(encode_es_bulk([records_batch(sample())], "h", "i", "index"))
+    body = b"".join(encode_es_bulk([processed_batch(sample())], "h", "i", "index"))
     rows = [json.loads(row) for row in es_bulk_documents(body, [1, 3]).splitlines()]
-    assert [row["line"] for row in rows[1::2]] == [TRACE, "bad \ufffd byte"]
+    assert [row["line"] for row in rows[1::2]] == [SAMPLE_TRACE, "bad \ufffd byte"]
 
 
 def test_ndjson_bodies_over_the_limit_are_cut_between_records(server: Server) -> None:
     records = [Record(i * 100, f"event {i}\n\tat frame {i}", {"i": i}) for i in range(200)]
-    asyncio.run(send_all(http_sink(server.url, max_body_bytes="2KiB"), records_batch(records)))
+    asyncio.run(send_all(http_sink(server.url, max_body_bytes="2KiB"), processed_batch(records)))
     assert len(server.requests) > 5
     assert all(len(r.body) <= 2048 for r in server.requests)
     assert [(r["line"], r["i"]) for r in server.stored_records()] == [(r.line, r.fields["i"]) for r in records]
@@ -115,7 +109,7 @@ def loki_values(server: Server) -> list[list]:
 
 def test_loki_entries_take_the_records_time_and_keep_repeats_of_one_second(server: Server) -> None:
     records = sample() + [Record(170 + i, "tick", ts=1_700_000_005.0) for i in range(3)]
-    asyncio.run(send_all(http_sink(server.url, format="loki"), records_batch(records)))
+    asyncio.run(send_all(http_sink(server.url, format="loki"), processed_batch(records)))
     values = loki_values(server)
     assert [len(v) for v in values] == [2] * 7  # fields are not sent unless asked
     assert [v[1] for v in values] == [r.line.replace("\udcff", "\ufffd") for r in records]
@@ -127,10 +121,10 @@ def test_loki_entries_take_the_records_time_and_keep_repeats_of_one_second(serve
 
 
 def test_loki_structured_metadata_has_every_field_as_a_string(server: Server) -> None:
-    asyncio.run(send_all(http_sink(server.url, format="loki", structured_metadata=True), records_batch(sample())))
+    asyncio.run(send_all(http_sink(server.url, format="loki", structured_metadata=True), processed_batch(sample())))
     values = loki_values(server)
     assert values[0][2] == {"level": "info", "msg": "started", "n": "3"}
-    assert len(values[1]) == 2 and values[1][1] == TRACE  # no fields: no metadata
+    assert len(values[1]) == 2 and values[1][1] == SAMPLE_TRACE  # no fields: no metadata
     assert values[2][2] == {"host": "req.example", "env": "prod", "ctx": '{"a":[1,true]}'}
     assert values[3][2] == {"raw": "\ufffd"}
 
@@ -138,7 +132,7 @@ def test_loki_structured_metadata_has_every_field_as_a_string(server: Server) ->
 def test_loki_halves_a_batch_of_records_between_records(server: Server) -> None:
     records = [Record(i * 100, f"event {i}\n\tat frame {i}\n\tat caller {i}") for i in range(100)]
     records[10].ts = 1_700_000_000.0
-    asyncio.run(send_all(http_sink(server.url, format="loki", max_body_bytes="1KiB"), records_batch(records)))
+    asyncio.run(send_all(http_sink(server.url, format="loki", max_body_bytes="1KiB"), processed_batch(records)))
     assert len(server.requests) > 4
     values = loki_values(server)
     assert [v[1] for v in values] == [r.line for r in records]  # each once, whole, in order
@@ -152,30 +146,17 @@ def test_loki_halves_a_batch_of_records_between_records(server: Server) -> None:
 
 APP_LOG = (
     '{"time":"2024-05-01T10:00:00Z","level":"info","msg":"started","host":"req.example"}\n'
-    f"{TRACE}\n"
+    f"{SAMPLE_TRACE}\n"
     '{"time":"2024-05-01T10:00:02.5Z","level":"error","msg":"failed","code":503}\n'
     "plain text line\n"
 )
-CONFIG = """
-[[processors]]
-type = "multiline"
-preset = "java"
-
-[[processors]]
-type = "json"
-timestamp_key = "time"
-
-[[processors]]
-type = "fields"
-fields = { env = "prod" }
-"""
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "es-bulk", "loki"])
 def test_processors_fields_and_multiline_events_arrive_end_to_end(tmp_path, fmt: str) -> None:
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "app.log").write_text(APP_LOG)
-    (tmp_path / "logferry.toml").write_text(CONFIG)
+    (tmp_path / "logferry.toml").write_text(SAMPLE_PROCESSORS)
     server = Server(item_status=(lambda doc, times: 201) if fmt == "es-bulk" else None).start()
     try:
         url = f"{server.url}?format={fmt}" + ("&structured_metadata=true" if fmt == "loki" else "")
@@ -183,7 +164,7 @@ def test_processors_fields_and_multiline_events_arrive_end_to_end(tmp_path, fmt:
                         "--sink", url, "--state-dir", str(tmp_path / "state"))
         assert done.returncode == 0, done.stderr
         lines = [line for line in APP_LOG.splitlines() if not line.startswith("\tat ")]
-        lines[1] = TRACE
+        lines[1] = SAMPLE_TRACE
         assert server.stored_lines(fmt) == lines  # the stack trace is one record, whole
         if fmt == "loki":
             values = [entry for seen in server.stored for entry in server.loki_entries(seen)]

@@ -9,28 +9,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from logferry import Batch, Record
-from logferry.formats import iso_ts
+from logferry_redis.wire import xadd_payload
 from redis.asyncio.connection import Connection
 
-from logferry_redis.wire import xadd_payload
+from logferry import Batch, Record
+from logferry.formats import iso_ts
+from logferry.testing import SAMPLE_PROCESSORS, SAMPLE_TRACE, processed_batch
 
-from .conftest import entries, make_batch, ship
+from .conftest import entries, ship
 from .servers import RedisServer
-
-TRACE = "java.lang.IllegalStateException: boom\n\tat com.example.Foo.bar(Foo.java:10)\n\tat com.example.Main.main(Main.java:3)"
-
-
-def records_batch(records: list[Record], path: str = "/var/log/app.log", file_id: str = "f1") -> Batch:
-    """A batch as the processors hand it on: its lines replaced by ``records``."""
-    lines = [record.line.encode("utf-8", "surrogateescape") for record in records]
-    return make_batch(lines, path=path, offset=records[0].offset, file_id=file_id).with_records(records)
 
 
 def sample() -> list[Record]:
     return [
         Record(0, '{"level":"info","n":3}', {"level": "info", "n": 3}, ts=1_700_000_000.25),
-        Record(23, TRACE),
+        Record(23, SAMPLE_TRACE),
         Record(130, "GET / 200 100%", {"status": 200, "ok": True, "ctx": {"a": [1, None]}, "caf\u00e9": "\u00fc"}),
         Record(9_999_999_990, "bad \udcff byte", {"raw": "\udcff", "none": None}),
     ]
@@ -61,7 +54,7 @@ def redis_py_packing(stream: bytes, batch: Batch, maxlen: int | None, asking: bo
 @pytest.mark.parametrize("asking", [False, True])
 def test_records_payload_matches_redis_py_byte_for_byte(maxlen: int | None, asking: bool) -> None:
     """``%`` wherever it could be taken for formatting; offsets of 1 to 10 digits."""
-    batch = records_batch(sample(), path="/var/log/%s \udcff.log", file_id="f%d")
+    batch = processed_batch(sample(), path="/var/log/%s \udcff.log", file_id="f%d")
     payload, replies = xadd_payload(b"logs:%s{app}", batch, maxlen, asking)
     assert payload == redis_py_packing(b"logs:%s{app}", batch, maxlen, asking)
     assert replies == 4 * (2 if asking else 1)
@@ -70,9 +63,9 @@ def test_records_payload_matches_redis_py_byte_for_byte(maxlen: int | None, aski
 def test_records_arrive_with_their_fields_and_own_time_a_multiline_event_as_one_value(
     redis_server: RedisServer,
 ) -> None:
-    ship(f"{redis_server.url}?stream=r", records_batch(sample()))
+    ship(f"{redis_server.url}?stream=r", processed_batch(sample()))
     got = entries(redis_server.port, "r")
-    assert [e[b"line"] for e in got] == [b'{"level":"info","n":3}', TRACE.encode(), b"GET / 200 100%",
+    assert [e[b"line"] for e in got] == [b'{"level":"info","n":3}', SAMPLE_TRACE.encode(), b"GET / 200 100%",
                                          b"bad \xff byte"]
     assert list(got[0]) == [b"line", b"path", b"offset", b"id", b"ts", b"level", b"n"]
     assert got[0][b"ts"] == b"2023-11-14T22:13:20.250Z" and got[0][b"n"] == b"3"
@@ -82,28 +75,15 @@ def test_records_arrive_with_their_fields_and_own_time_a_multiline_event_as_one_
     assert (got[3][b"raw"], got[3][b"none"], got[3][b"offset"]) == (b"\xff", b"null", b"9999999990")
 
 
-CONFIG = """
-[[processors]]
-type = "multiline"
-preset = "java"
-
-[[processors]]
-type = "json"
-timestamp_key = "time"
-
-[[processors]]
-type = "fields"
-fields = { env = "prod" }
-"""
 
 
 def test_processors_fields_and_multiline_events_arrive_end_to_end(redis_server: RedisServer, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "app.log").write_text('{"time":"2024-05-01T10:00:00Z","level":"info","msg":"started"}\n'
-                                  f"{TRACE}\n"
+                                  f"{SAMPLE_TRACE}\n"
                                   '{"level":"error","code":503}\n')
-    (tmp_path / "logferry.toml").write_text(CONFIG)
+    (tmp_path / "logferry.toml").write_text(SAMPLE_PROCESSORS)
     done = subprocess.run([sys.executable, "-m", "logferry", "run", str(logs / "*.log"), "--once",
                            "-c", str(tmp_path / "logferry.toml"), "--sink", f"{redis_server.url}?stream=e2e",
                            "--state-dir", str(tmp_path / "state")],
@@ -111,7 +91,7 @@ def test_processors_fields_and_multiline_events_arrive_end_to_end(redis_server: 
     assert done.returncode == 0, done.stderr
     got = entries(redis_server.port, "e2e")
     assert [e[b"line"] for e in got] == [b'{"time":"2024-05-01T10:00:00Z","level":"info","msg":"started"}',
-                                         TRACE.encode(), b'{"level":"error","code":503}']
+                                         SAMPLE_TRACE.encode(), b'{"level":"error","code":503}']
     assert [e[b"env"] for e in got] == [b"prod"] * 3
     assert (got[0][b"ts"], got[0][b"level"], got[0][b"msg"]) == (b"2024-05-01T10:00:00.000Z", b"info", b"started")
     assert b"ts" not in got[1] and b"ts" not in got[2] and got[2][b"code"] == b"503"

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import pytest
 
 from ..processors.base import Processor
+from ..records.batch import Batch
 from ..records.record import Record
+
+__all__ = ["SAMPLE_PROCESSORS", "SAMPLE_TRACE", "ProcessorCase", "ProcessorContract", "processed_batch"]
 
 Seen = tuple[int, str, dict | None, float | None]  # what a record is, for comparing outputs
 
@@ -114,6 +117,37 @@ class ProcessorContract:
         assert out, "every record vanished"
 
 
+# -- for sink authors: records as the processors hand them on --------------------------------------
+
+SAMPLE_TRACE = ("java.lang.IllegalStateException: boom\n\tat com.example.Foo.bar(Foo.java:10)\n"
+                "\tat com.example.Main.main(Main.java:3)")
+"""A Java stack trace: what ``SAMPLE_PROCESSORS`` ships as one record."""
+
+SAMPLE_PROCESSORS = """
+[[processors]]
+type = "multiline"
+preset = "java"
+
+[[processors]]
+type = "json"
+timestamp_key = "time"
+
+[[processors]]
+type = "fields"
+fields = { env = "prod" }
+"""
+"""``[[processors]]`` tables for a sink's end-to-end test: multiline events (``SAMPLE_TRACE``), JSON
+fields with the record's own time (``time``), and a static field (``env = "prod"``)."""
+
+
+def processed_batch(records: Sequence[Record], path: str = "/var/log/app.log", file_id: str = "f1",
+                    read_at: float = 1_800_000_000.5) -> Batch:
+    """A batch as the processors hand it to the sinks (``batch.events`` set): ``records`` of the
+    file at ``path``, whose lines' ids are ``FILE_ID:OFFSET``."""
+    end = records[-1].offset + len(records[-1].raw) if records else 0
+    return Batch(path, file_id, records[0].offset if records else 0, end, b"", read_at, 0).with_records(records)
+
+
 def _records(lines: Sequence[bytes], start: int = 0) -> list[Record]:
     """``lines`` as a file's records, each at its byte offset."""
     records, offset = [], start
@@ -140,5 +174,3 @@ def _seen(record: Record) -> Seen:
 def _copy(record: Record) -> Record:
     return Record(record.offset, record.line, dict(record.fields) if record.fields else None, record.ts)
 
-
-__all__ = ["ProcessorCase", "ProcessorContract"]
