@@ -13,7 +13,7 @@ from logferry_nats import wire
 
 from logferry import Record
 from logferry.formats import iso_ts
-from logferry.testing import SAMPLE_PROCESSORS, SAMPLE_TRACE, processed_batch
+from logferry.testing import SAMPLE_LOG, SAMPLE_PROCESSORS, SAMPLE_TRACE, processed_batch
 
 from .conftest import messages, ship
 from .live import LOGFERRY
@@ -64,9 +64,7 @@ def test_a_multiline_record_over_max_payload_is_named_before_anything_is_sent() 
 def test_processors_fields_and_multiline_events_arrive_end_to_end(nats_server: NatsServer, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
-    (logs / "app.log").write_text('{"time":"2024-05-01T10:00:00Z","level":"info","msg":"started"}\n'
-                                  f"{SAMPLE_TRACE}\n"
-                                  '{"level":"error","code":503}\n')
+    (logs / "app.log").write_text(SAMPLE_LOG)
     (tmp_path / "logferry.toml").write_text(SAMPLE_PROCESSORS)
     for stream, fmt in (("e2ejson", "json"), ("e2eraw", "raw")):
         done = subprocess.run([*LOGFERRY, "run", str(logs / "*.log"), "--once", "-c", str(tmp_path / "logferry.toml"),

@@ -14,7 +14,7 @@ from redis.asyncio.connection import Connection
 
 from logferry import Batch, Record
 from logferry.formats import iso_ts
-from logferry.testing import SAMPLE_PROCESSORS, SAMPLE_TRACE, processed_batch
+from logferry.testing import SAMPLE_LOG, SAMPLE_PROCESSORS, SAMPLE_TRACE, processed_batch
 
 from .conftest import entries, ship
 from .servers import RedisServer
@@ -80,9 +80,7 @@ def test_records_arrive_with_their_fields_and_own_time_a_multiline_event_as_one_
 def test_processors_fields_and_multiline_events_arrive_end_to_end(redis_server: RedisServer, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
-    (logs / "app.log").write_text('{"time":"2024-05-01T10:00:00Z","level":"info","msg":"started"}\n'
-                                  f"{SAMPLE_TRACE}\n"
-                                  '{"level":"error","code":503}\n')
+    (logs / "app.log").write_text(SAMPLE_LOG)
     (tmp_path / "logferry.toml").write_text(SAMPLE_PROCESSORS)
     done = subprocess.run([sys.executable, "-m", "logferry", "run", str(logs / "*.log"), "--once",
                            "-c", str(tmp_path / "logferry.toml"), "--sink", f"{redis_server.url}?stream=e2e",

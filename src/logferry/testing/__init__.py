@@ -13,8 +13,8 @@ or on the command line with ``pytest -p logferry.testing``. It provides:
 * :class:`ProcessorContract`: subclass it, define a ``processor_case`` fixture returning a
   :class:`ProcessorCase`, and your processor is checked for what the processing stage relies on
   (order, positions and ids kept, output independent of batch boundaries, nothing silently
-  dropped, held lines named and released on flush); :func:`processed_batch`, ``SAMPLE_PROCESSORS``
-  and ``SAMPLE_TRACE`` test a sink with records as processors make them;
+  dropped, held lines named and released on flush); :func:`processed_batch`, ``SAMPLE_LOG``,
+  ``SAMPLE_PROCESSORS`` and ``SAMPLE_TRACE`` test a sink with records as processors make them;
 * :class:`SinkContract`: subclass it, define a ``sink_case`` fixture returning a :class:`SinkCase`,
   and your sink is checked for everything the engine relies on (order, acknowledgement, any bytes,
   errors that surface, idempotent stop, flush on stop, a loop that never blocks);
@@ -55,10 +55,11 @@ import pytest
 
 from ..plugins import PluginHost, get_plugin_manager
 from .loop import SLOW_CALLBACK, SlowCallbacks, run_debug, run_without_blocking
-from .processors import SAMPLE_PROCESSORS, SAMPLE_TRACE, ProcessorCase, ProcessorContract, processed_batch
+from .processors import SAMPLE_LOG, SAMPLE_PROCESSORS, SAMPLE_TRACE, ProcessorCase, ProcessorContract, processed_batch
 from .sinks import SinkCase, SinkContract
 
 __all__ = [
+    "SAMPLE_LOG",
     "SAMPLE_PROCESSORS",
     "SAMPLE_TRACE",
     "SLOW_CALLBACK",

@@ -12,7 +12,7 @@ from ..processors.base import Processor
 from ..records.batch import Batch
 from ..records.record import Record
 
-__all__ = ["SAMPLE_PROCESSORS", "SAMPLE_TRACE", "ProcessorCase", "ProcessorContract", "processed_batch"]
+__all__ = ["SAMPLE_LOG", "SAMPLE_PROCESSORS", "SAMPLE_TRACE", "ProcessorCase", "ProcessorContract", "processed_batch"]
 
 Seen = tuple[int, str, dict | None, float | None]  # what a record is, for comparing outputs
 
@@ -122,6 +122,11 @@ class ProcessorContract:
 SAMPLE_TRACE = ("java.lang.IllegalStateException: boom\n\tat com.example.Foo.bar(Foo.java:10)\n"
                 "\tat com.example.Main.main(Main.java:3)")
 """A Java stack trace: what ``SAMPLE_PROCESSORS`` ships as one record."""
+
+SAMPLE_LOG = ('{"time":"2024-05-01T10:00:00Z","level":"info","msg":"started"}\n'
+              f"{SAMPLE_TRACE}\n"
+              '{"level":"error","code":503}\n')
+"""A log for ``SAMPLE_PROCESSORS``: a JSON line with its own time, a trace, a JSON line without one."""
 
 SAMPLE_PROCESSORS = """
 [[processors]]
