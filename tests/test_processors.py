@@ -250,3 +250,11 @@ def test_a_blank_line_after_a_trace_joins_it_only_if_a_chained_trace_follows() -
     assert [r.line for r in out] == ["\n".join(panic), "", "level=info b"]
     processor = make("multiline", preset="go").for_source("/a")
     assert [r.line for r in [*processor.process(records("panic: x", "")), *processor.flush()]] == ["panic: x", ""]
+
+
+def test_a_parsed_time_is_written_back_to_the_millisecond_it_said() -> None:
+    from logferry.formats import iso_ts
+
+    stamps = [f"2026-12-01T10:00:{s:02d}.{ms:03d}Z" for s in (0, 59) for ms in range(1000)]
+    out = shaped(make("json", timestamp_key="t"), *(f'{{"t":"{t}"}}' for t in stamps))
+    assert [iso_ts(r.ts) for r in out] == stamps

@@ -51,8 +51,10 @@ def encode_json(batch: Batch) -> bytes:
 
 
 def iso_ts(read_at: float) -> str:
-    """``2026-01-02T03:04:05.678Z``: a batch's ``read_at`` as logferry's JSON records write it."""
-    return _iso_second(int(read_at)) + f".{int(read_at % 1 * 1000):03d}Z"
+    """``2026-01-02T03:04:05.678Z``: a batch's ``read_at`` (or a record's time) as logferry's JSON
+    records write it, to the nearest millisecond (a parsed ``.123`` is 0.12299... as a float)."""
+    ms = round(read_at * 1000)
+    return _iso_second(ms // 1000) + f".{ms % 1000:03d}Z"
 
 
 @lru_cache(maxsize=4096)
