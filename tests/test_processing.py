@@ -360,3 +360,46 @@ def test_config_show_prints_processors_and_match_as_config_check_accepts_them(tm
     again.write_text(shown.stdout)
     checked = cli("config", "check", "-c", str(again))
     assert checked.returncode == 0 and "1 processor" in checked.stdout, checked.stderr
+
+
+class _Slow(Sink):
+    """A sink that takes a while for each batch: readers catching up wait for the budget."""
+
+    got: list[bytes] = []
+
+    def describe(self) -> str:
+        return "slow:"
+
+    async def send(self, batch) -> None:
+        await asyncio.sleep(0.1)
+        _Slow.got.extend(line for _, line in batch.records())
+
+
+class _SlowPlugin:
+    @hookimpl
+    def logferry_sink_schemes(self):
+        return ["slow"]
+
+    @hookimpl
+    def logferry_make_sink(self, url, scheme, options, settings):
+        return _Slow()
+
+
+def test_an_event_is_not_cut_by_its_timeout_while_its_file_is_still_being_caught_up(tmp_path: Path, settings) -> None:
+    """The timeout is for a quiet file: a reader waiting for the budget (a slow sink) or for the
+    processing thread is not quiet, and its open event must not be released half read."""
+    log = tmp_path / "in" / "app.log"
+    filler = b"INFO " + b"x" * 120 + b"\n"
+    trace = TRACE + b"\tat com.example.Deep.f(Deep.java:1)\n" * 60
+    with open(log, "wb") as f:
+        for _ in range(2000):  # ~7 MB: reads of 1 MiB end inside traces several times
+            f.write(filler * 10)
+            f.write(trace)
+    host = get_plugin_manager(load_entrypoints=False, blocked=set())
+    host.register(_SlowPlugin(), name="slow")
+    _Slow.got = []
+    run_engine(settings(once=True, max_inflight_bytes=1 << 20, processors=[spec("multiline", preset="java",
+                                                                                timeout=0.01)]
+                        ).replace(sinks=[SinkSpec("slow:x")]), host=host)
+    traces = [line for line in _Slow.got if not line.startswith(b"INFO ")]
+    assert len(traces) == 2000 and set(traces) == {trace.rstrip(b"\n")}

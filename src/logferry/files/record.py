@@ -61,13 +61,16 @@ class FileOffset:
     batch (see ``logferry.delivery.pipeline.Position``). Acknowledged, it moves the record's offset
     and guard there, frees the read buffer the batch viewed, and tells the checkpoints."""
 
-    __slots__ = ("_checkpoints", "_lease", "end", "guard", "nbytes", "prefix", "record")
+    __slots__ = ("_checkpoints", "_lease", "end", "guard", "more", "nbytes", "prefix", "record")
 
     def __init__(self, record: FileRecord, end: int, guard: bytes, nbytes: int, lease: Lease | None,
-                 checkpoints: Checkpoints, prefix: bytes = b"") -> None:
+                 checkpoints: Checkpoints, prefix: bytes = b"", more: bool = False) -> None:
         self.record, self.end, self.guard, self.nbytes = record, end, guard, nbytes
         self._lease, self._checkpoints = lease, checkpoints
         self.prefix = prefix  # the file's bytes just before the batch (at most GUARD): see before()
+        self.more = more
+        """The file held complete lines after this batch when it was read: more batches follow at
+        once (a reader catching up, or waiting for the budget), so the file is not quiet."""
 
     @property
     def source(self) -> Hashable:

@@ -28,7 +28,7 @@ from .descriptors import Descriptors
 from .identity import EMPTY_GUARD, GUARD, ID_HEAD, Fingerprint, Key, key_of, line_id_base, next_origin, open_readonly
 from .losses import Losses
 from .poller import Pollable
-from .reader import LinePolicy, Piece, Read, Step, read_step
+from .reader import LinePolicy, Read, Step, read_step
 from .record import DONE, Checkpoints, FileOffset, FileRecord, new_file_id
 
 log = logging.getLogger("logferry.tailer")
@@ -390,7 +390,7 @@ class Tailer:
                 await self._restart_after_truncation()
                 continue
             if step.pieces:
-                await self._ship(step.pieces)
+                await self._ship(step)
                 self._release()
                 if step.size > self.pos + step.partial:
                     continue  # more to read; else at the end as of this read: no read to find out
@@ -499,7 +499,8 @@ class Tailer:
         self.deleted = step.nlink == 0
         return step
 
-    async def _ship(self, pieces: list[Piece]) -> None:
+    async def _ship(self, step: Step) -> None:
+        pieces = step.pieces
         wiring = self.wiring
         record = self.record
         if not record.id_base or record.fp.length != self._saved_fp_length:
@@ -520,7 +521,8 @@ class Tailer:
             batch = Batch(self.path, record.id_base, piece.start, piece.end, piece.data, nlines=piece.lines if size else 0)
             self.read_bytes += size
             self.pos, self.guard = piece.end, piece.guard
-            position = FileOffset(record, piece.end, piece.guard, size, piece.lease, wiring.checkpoints, piece.prefix)
+            position = FileOffset(record, piece.end, piece.guard, size, piece.lease, wiring.checkpoints, piece.prefix,
+                                  more=step.size > piece.end + step.partial)
             self.reserved -= await wiring.outlet.submit(batch, position, self.reserved)
             if piece.dropped:
                 wiring.losses.add(self.path, "line_too_long", piece.dropped)
@@ -573,7 +575,7 @@ class Tailer:
         step = await self._read(final=True)
         assert step is not None  # a final read never parks
         if step.pieces and not step.truncated:
-            await self._ship(step.pieces)
+            await self._ship(step)
         elif self.fd is None and self.size > self.pos:
             log.warning("%s: %d bytes after offset %d were not read: the file could not be opened again",
                         self.path, self.size - self.pos, self.pos)

@@ -44,6 +44,9 @@ class Position(Protocol):
 class Divisible(Position, Protocol):
     """A position as read from a file: it can stop short, and lets go of its read buffer early."""
 
+    more: bool
+    """The file had complete lines after this batch when it was read: it is not quiet yet."""
+
     def before(self, offset: int, data: bytes | memoryview, start: int) -> Position:
         """The position just before the line at ``offset`` of this batch (``data`` from ``start``)."""
 
@@ -138,7 +141,7 @@ class Processing:
                 else:  # the held event began in an earlier batch
                     acks = [p for p in file.pending if p.end <= held]
                     file.pending = [p for p in file.pending if p.end > held] + [position]
-                self._arm(file, key, held)
+                self._arm(file, key, None if position.more else held)
                 return await self._hand_on(key, out, acks, reserved, routes)
         finally:
             file.users -= 1
@@ -220,7 +223,9 @@ class Processing:
         return [None if c is None else out.with_records(c) for c in chosen]
 
     def _arm(self, file: _File, key: Hashable, held: int | None) -> None:
-        """(Re)start the timer that releases what the file holds once it has been quiet long enough."""
+        """(Re)start the timer that releases what the file holds once it has been quiet long enough:
+        from its last batch, read at the file's end (a reader still catching up is not quiet, however
+        long its next batch takes: waiting for the budget, or for the processing thread)."""
         if file.timer is not None:
             file.timer.cancel()
             file.timer = None
