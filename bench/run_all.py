@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Run every benchmark in sequence; write bench/results/NAME.json, NAME.md, summary.md and benchmarks.png.
 
-Order: catchup, live, newfile, idle, scale, memory, looplag, sinks, then plot. Each script runs with this
-Python (so the logferry it imports and the ``logferry`` beside it are the same install) and its
-own --json/--markdown in the results directory; one that fails is reported and the others still
+Order: catchup, live, newfile, idle, scale, memory, looplag, sinks, processors, then plot. Each script runs
+with this Python (so the logferry it imports and the ``logferry`` beside it are the same install) and
+its own --json/--markdown in the results directory; one that fails is reported and the others still
 run. ``--quick`` passes --quick to each (catchup.py has none: it gets a smaller workload and one
 repeat) for a smoke run of all of them in a few minutes. The full run takes about an hour on 2
-cores (sinks.py alone about 15 minutes). summary.md is a table of every target (issue 4's, and issue
-12's from sinks.py) with met / NOT met, then every report, under a line saying when and where it ran.
+cores (sinks.py alone about 15 minutes). summary.md is a table of every target (issue 4's, issue
+12's from sinks.py, issue 11's from processors.py) with met / NOT met, then every report, under a
+line saying when and where it ran.
 
 Extra arguments after ``--`` go to every script (e.g. ``-- --logferry 'python -m logferry'``).
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-SCRIPTS = ("catchup", "live", "newfile", "idle", "scale", "memory", "looplag", "sinks")
+SCRIPTS = ("catchup", "live", "newfile", "idle", "scale", "memory", "looplag", "sinks", "processors")
 CATCHUP_QUICK = ["--lines", "20000", "--repeats", "1", "--seed-lines", "2000"]
 
 
