@@ -53,8 +53,11 @@ def encode_json(batch: Batch) -> bytes:
 def iso_ts(read_at: float) -> str:
     """``2026-01-02T03:04:05.678Z``: a batch's ``read_at`` (or a record's time) as logferry's JSON
     records write it, to the nearest millisecond (a parsed ``.123`` is 0.12299... as a float)."""
-    ms = round(read_at * 1000)
-    return _iso_second(ms // 1000) + f".{ms % 1000:03d}Z"
+    second, ms = divmod(round(read_at * 1000), 1000)
+    return _iso_second(second) + _MILLIS[ms]
+
+
+_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
 
 
 @lru_cache(maxsize=4096)
