@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..markers import hookimpl
 from .base import Processor
-from .filters import make_fields, make_redact, make_select
-from .multiline import make_multiline
-from .parsers import make_parser
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -24,6 +21,11 @@ def logferry_processor_types() -> Iterable[str]:
 
 @hookimpl
 def logferry_make_processor(type: str, options: dict[str, Any], settings: Settings, key: str) -> Processor | None:
+    # Imported here: a run without processors never loads RE2 or orjson.
+    from .filters import make_fields, make_redact, make_select
+    from .multiline import make_multiline
+    from .parsers import make_parser
+
     if type == "multiline":
         return make_multiline(key, options, settings.max_line_bytes)
     if type in ("json", "logfmt", "regex"):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..records.record import NO_FIELDS, Record
-from .patterns import Pattern, compile_pattern
+
+if TYPE_CHECKING:
+    from .patterns import Pattern
 
 
 class Route:
@@ -46,5 +48,7 @@ def compile_route(key: str, match: Any) -> Route:
         paths = [paths]
     if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
         raise ConfigError(f"{key}.path: needs a glob or a list of globs")
+    from .patterns import compile_pattern  # RE2 is imported by the runs that route only
+
     fields = {name: compile_pattern(f"{key}.{name}", value) for name, value in match.items() if name != "path"}
     return Route(paths, fields)

@@ -16,7 +16,7 @@ import logging
 import math
 import operator
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -142,7 +142,7 @@ class Processing:
                     acks = [p for p in file.pending if p.end <= held]
                     file.pending = [p for p in file.pending if p.end > held] + [position]
                 self._arm(file, key, None if position.more else held)
-                return await self._hand_on(key, out, acks, reserved, routes)
+                return await self._hand_on(key, out, routes, acks=acks, reserved=reserved)
         finally:
             file.users -= 1
             self._close_if_idle(key, file)
@@ -204,7 +204,7 @@ class Processing:
             if not records:
                 break
             processor.tally.records_in += len(records)
-            records = _guarded(processor, processor.process, records)
+            records = _guarded(processor, records)
             processor.tally.records_out += len(records)
         held = min((h for p in file.processors if (h := p.held()) is not None), default=None)
         partial = None
@@ -248,26 +248,33 @@ class Processing:
                 if not file.pending:
                     return
                 loop = asyncio.get_running_loop()
+                released = await loop.run_in_executor(self._thread, self._release, file, file.pending[-1].end)
+                if released is None:  # a processor failed to release what it held: read again next run
+                    return
                 acks, file.pending = file.pending, []
-                out, routes = await loop.run_in_executor(self._thread, self._release, file, acks[-1].end)
-                await self._hand_on(key, out, acks, 0, routes)
+                await self._hand_on(key, *released, acks=acks)
         finally:
             file.users -= 1
             self._close_if_idle(key, file)
 
-    def _release(self, file: _File, end: int) -> tuple[Batch, list[Batch | None] | None]:
-        """On the processing thread: what each processor holds, through the processors after it."""
+    def _release(self, file: _File, end: int) -> tuple[Batch, list[Batch | None] | None] | None:
+        """On the processing thread: what each processor holds, through the processors after it;
+        None if one of them raised in its flush (what it held is lost to it, so its file's held
+        positions stay unacknowledged)."""
         carry: list[Record] = []
+        failures = sum(p.tally.failures for p in file.processors)
         for processor in file.processors:
-            got = list(_guarded(processor, processor.process, carry)) if carry else []
-            got.extend(_guarded(processor, lambda _: processor.flush(), []))
+            got = list(_guarded(processor, carry)) if carry else []
+            got.extend(_guarded(processor, (), flush=True))
             carry = got
+        if sum(p.tally.failures for p in file.processors) > failures:
+            return None
         last = file.last
         out = Batch(last.path, last.file_id, end, end, b"", last.read_at, 0).with_records(carry)
         return out, self._route(file, out)
 
-    async def _hand_on(self, key: Hashable, out: Batch, acks: list[Position], reserved: int,
-                       routes: list[Batch | None] | None) -> int:
+    async def _hand_on(self, key: Hashable, out: Batch, routes: list[Batch | None] | None, *,
+                       acks: list[Position], reserved: int = 0) -> int:
         if not acks:
             if not out.events:
                 return 0
@@ -276,13 +283,13 @@ class Processing:
         return await self.downstream.submit(out, position, reserved, routes)
 
 
-def _guarded(processor: Processor, step: Callable[[list[Record]], Sequence[Record]],
-             records: Sequence[Record]) -> Sequence[Record]:
-    """``step(records)``; if the processor raises (a bug in it), the records go on as they are, the
-    failure is counted and logged: a broken processor must not stop the run, nor lose lines."""
+def _guarded(processor: Processor, records: Sequence[Record], flush: bool = False) -> Sequence[Record]:
+    """``processor.process(records)`` (or its ``flush()``); if it raises (a bug in it), the records go
+    on as they are, the failure is counted and logged: a broken processor must not stop the run,
+    nor lose lines (after a flush that raised, see ``Processing._release``)."""
     try:
-        return step(list(records))
-    except Exception as exc:  # noqa: BLE001 - any exception of a plugin's code
+        return processor.flush() if flush else processor.process(list(records))
+    except Exception as exc:
         tally = processor.tally
         tally.failures += 1
         tally.last_failure = f"{type(exc).__name__}: {exc}"

@@ -7,19 +7,14 @@ bytes, then one ``%`` format of the whole body), several times faster than forma
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from io import BytesIO
 from itertools import accumulate, chain, repeat, tee
 from json.encoder import encode_basestring  # the C encoder when available; keeps non-ASCII as is
-from typing import Any
-
-import orjson
 
 from .batch import Batch
-from .record import NO_FIELDS, Record
+from .times import iso_ts
 
 FORMATS = ("raw", "json")
 
@@ -44,67 +39,12 @@ def encode_json(batch: Batch) -> bytes:
     NUL and control characters are escaped. ``id`` is ``Batch.line_id``: the same on every
     re-delivery, from any state directory.
     """
-    if batch.events is not None:
+    if batch.events is not None:  # records with fields: one at a time (orjson is imported by runs that make them)
+        from .objects import event_objects, json_object
+
         return b"".join([json_object(obj) + b"\n" for obj in event_objects(batch)])
     head = f'{{"ts":"{iso_ts(batch.read_at)}","path":{encode_basestring(batch.path)},"id":"{batch.file_id}:'
     return json_body([JsonRecords(batch, (head, '","offset":', ',"line":"', '"}\n'))])
-
-
-def iso_ts(read_at: float) -> str:
-    """``2026-01-02T03:04:05.678Z``: a batch's ``read_at`` (or a record's time) as logferry's JSON
-    records write it, to the nearest millisecond (a parsed ``.123`` is 0.12299... as a float)."""
-    second, ms = divmod(round(read_at * 1000), 1000)
-    return _iso_second(second) + _MILLIS[ms]
-
-
-_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
-
-
-@lru_cache(maxsize=4096)
-def _iso_record(ts: float) -> str:
-    """:func:`iso_ts` of a record's own time: records of one millisecond (or one timestamp) share it."""
-    return iso_ts(ts)
-
-
-def event_objects(batch: Batch) -> list[dict[str, Any]]:
-    """Each record of ``batch`` as the object ``--format json`` writes: ``ts`` (its parsed time, else
-    when it was read), ``path``, ``offset``, ``id``, ``line``, then its fields (which never use those
-    names: a parsed one is kept as ``parsed_<name>``).
-
-    For sinks that write records with fields one at a time (``batch.events`` is set once a processor
-    ran); encode each with :func:`json_object`.
-    """
-    path, base, read_ts = batch.path, batch.file_id, iso_ts(batch.read_at)
-    events = batch.events if batch.events is not None else [Record(o, line.decode("utf-8", "surrogateescape"))
-                                                            for o, line in batch.records()]
-    stamp, none = _iso_record, NO_FIELDS
-    return [{"ts": read_ts if r.ts is None else stamp(r.ts), "path": path, "offset": r.offset,
-             "id": f"{base}:{r.offset}", "line": r.line, **(r.fields or none)} for r in events]
-
-
-def json_object(obj: Any) -> bytes:
-    """``obj`` as compact JSON, UTF-8: text that is not valid UTF-8 (undecodable bytes of a line, kept
-    as surrogate escapes) is written with U+FFFD, as the whole-batch encoders write it; keys that are
-    not text are written as text."""
-    try:
-        return orjson.dumps(obj)
-    except TypeError:  # surrogates, or keys that are not strings: rare, so checked only on failure
-        return orjson.dumps(_valid_text(obj), option=orjson.OPT_NON_STR_KEYS, default=str)
-
-
-def _valid_text(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_valid_text(v) for v in value]
-    return value
-
-
-@lru_cache(maxsize=4)
-def _iso_second(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))  # batches read within a second share it
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +138,15 @@ def _add_events(records: JsonRecords, chunks: list[bytes]) -> None:
     """:func:`_add_records` for records processors made (whose text may hold newlines): one at a time.
     A record's fields go before the closing brace when its text is the object's last member (the
     last piece starts with ``"}``)."""
+    from .objects import json_object, valid_text
+
     *fixed, last = records.pieces
     fields_at = 1 if last.startswith('"}') else -1
     sep = records.sep
     out = []
     for i, record in enumerate(records.batch.events or ()):
         number = record.offset if records.count_from is None else records.count_from + i
-        text = encode_basestring(_valid_text(record.line))[1:-1]
+        text = encode_basestring(valid_text(record.line))[1:-1]
         tail = last
         if record.fields and fields_at > 0:
             tail = last[:1] + "," + json_object(record.fields).decode()[1:-1] + last[1:]
