@@ -96,6 +96,7 @@ class _File:
     processors: list[Processor]
     routes: list[Route | None] | None
     last: Batch
+    """Its last batch's path, id and time, without its lines (a released event is made a batch of its own)."""
     pending: list[Position] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
@@ -124,7 +125,8 @@ class Processing:
         key = position.source
         self.lines_in += batch.line_count()
         file = self._files.get(key) or self._open(key, batch)
-        if not file.processors and file.routes is None:
+        if not file.processors and file.routes is None:  # nothing applies to this file: as without processors
+            self._close_if_idle(key, file)
             return await self.downstream.submit(batch, position, reserved)
         file.users += 1
         try:
@@ -133,7 +135,7 @@ class Processing:
                 out, routes, held, partial = await loop.run_in_executor(self._thread, self._shape, file, batch,
                                                                         position)
                 position.release_buffer()  # its lines were copied into records
-                file.last = batch
+                file.last = _empty(batch)
                 if held is None:
                     acks, file.pending = [*file.pending, position], []
                 elif partial is not None:
@@ -186,7 +188,7 @@ class Processing:
         routes = None
         if any(route is not None for route in self.routes):
             routes = [route if route is None or route.wants(path) else _NOWHERE for route in self.routes]
-        file = self._files[key] = _File(processors, routes, batch)
+        file = self._files[key] = _File(processors, routes, _empty(batch))
         return file
 
     def _close_if_idle(self, key: Hashable, file: _File) -> None:
@@ -302,6 +304,11 @@ def _guarded(processor: Processor, records: Sequence[Record], flush: bool = Fals
 
 
 _LOGGED: dict[int, float] = {}
+
+
+def _empty(batch: Batch) -> Batch:
+    """``batch`` without its lines (whose buffer goes back to the read pool)."""
+    return Batch(batch.path, batch.file_id, batch.end, batch.end, b"", batch.read_at, 0)
 
 
 def _lines_of(batch: Batch) -> tuple[list[int], list[str]]:
