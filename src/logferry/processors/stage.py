@@ -314,7 +314,7 @@ def _empty(batch: Batch) -> Batch:
 def _lines_of(batch: Batch) -> tuple[list[int], list[str]]:
     """Each line's offset and text (without its newline), decoded at once."""
     data = bytes(batch.data)
-    if batch.offsets is None and data.isascii():  # a character a byte: offsets from the texts' lengths
+    if batch.events is None and data.isascii():  # a character a byte: offsets from the texts' lengths
         text = data.decode("ascii").split("\n")
         text.pop()
         offsets = list(itertools.accumulate(map(len, text), initial=batch.offset))

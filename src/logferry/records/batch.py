@@ -28,8 +28,8 @@ class Batch:
     differ from ``len(data)`` by that newline (or by skipped bytes).
 
     Each line keeps its source position, which with :attr:`file_id` is its id: as read, a line's
-    offset follows from the lengths of the lines before it; once a stage changes a line's bytes,
-    :attr:`offsets` holds every line's position explicitly (see :meth:`with_lines`).
+    offset follows from the lengths of the lines before it; once a stage changes lines (their bytes,
+    their number), :attr:`events` holds each record with its position (see :meth:`with_records`).
     """
 
     path: str
@@ -43,13 +43,11 @@ class Batch:
     read_at: float = field(default_factory=time.time)
     nlines: int = -1
     """How many lines ``data`` holds, when its creator counted them (-1: not counted)."""
-    offsets: Sequence[int] | None = None
-    """Each line's offset in the file, when ``data`` no longer holds the file's bytes (a stage
-    changed them); None: ``data`` is the file's bytes from ``offset``, each line where the previous ends."""
     events: Sequence[Record] | None = None
-    """The records processors made of the lines (see :meth:`with_records`), whose text may hold
-    newlines (multiline events) and which may have fields; None: each line of ``data`` is a record."""
-    sizes: Sequence[int] | None = None
+    """The records a stage made of the lines (see :meth:`with_records`): each with its position,
+    its text (which may hold newlines: a multiline event) and its fields; ``data`` is their text.
+    None: ``data`` is the file's bytes from ``offset``, each line a record where the previous ends."""
+    sizes: Sequence[int] = ()
     """With :attr:`events`: each record's length in ``data`` (where cuts may fall)."""
 
     def with_lines(self, lines: Sequence[bytes], offsets: Sequence[int]) -> Batch:
@@ -57,17 +55,14 @@ class Batch:
         stage that changes lines' bytes hands on. The lines keep their ids; ``end`` is unchanged."""
         if len(lines) != len(offsets):
             raise ValueError(f"{len(lines)} lines for {len(offsets)} offsets")
-        data = b"".join(line + b"\n" for line in lines)
-        return Batch(self.path, self.file_id, offsets[0] if offsets else self.offset, self.end, data, self.read_at,
-                     len(lines), tuple(offsets))
+        return self.with_records([Record(o, line.decode("utf-8", "surrogateescape")) for o, line in zip(offsets, lines)])
 
     def with_records(self, records: Sequence[Record]) -> Batch:
         """This batch as ``records`` (what the processors made of its lines): ``data`` becomes their
         raw bytes, each record's position travels with it, ``end`` is unchanged."""
         raws = [record.raw for record in records]
-        offsets = tuple([record.offset for record in records])
-        return Batch(self.path, self.file_id, offsets[0] if offsets else self.end, self.end, b"".join(raws),
-                     self.read_at, len(offsets), offsets, tuple(records), tuple(map(len, raws)))
+        return Batch(self.path, self.file_id, records[0].offset if records else self.end, self.end, b"".join(raws),
+                     self.read_at, len(raws), tuple(records), tuple(map(len, raws)))
 
     def line_count(self) -> int:
         """How many lines ``data`` holds (counted now unless the reader counted them)."""
@@ -96,14 +91,12 @@ class Batch:
         """
         if self.events is not None:  # a record's text may hold newlines: each is cut out by its size
             view, lines, at = memoryview(self.data), [], 0
-            for size in self._record_sizes():
+            for size in self.sizes:
                 lines.append(bytes(view[at:at + size - 1]))
                 at += size
-            return list(self.offsets or ()), lines
+            return [record.offset for record in self.events], lines
         lines = bytes(self.data).split(b"\n")
         lines.pop()  # data ends with a newline: the last piece is empty
-        if self.offsets is not None:
-            return list(self.offsets), lines
         # offset of line i = offset + (lengths of the lines before it) + i newlines
         starts = itertools.accumulate(map(len, lines), initial=self.offset)
         offsets = list(map(operator.add, starts, itertools.count()))
@@ -125,15 +118,15 @@ class Batch:
         view = memoryview(self.data)
         data = bytes(view) if max_lines else None  # the line limit is found by a regex: it needs bytes
         pieces: list[Batch] = []
-        start = line = 0
+        start = 0
         while start < size:
             stop = min(size, start + max_bytes)
             if stop < size:
                 stop = last_line_end(view, stop, start) or first_line_end(view, stop)
             if data is not None and (match := _lines(max_lines).match(data, start, stop)) is not None:
                 stop = match.end()
-            pieces.append(self._slice(view, start, stop, line))
-            start, line = stop, line + pieces[-1].nlines
+            pieces.append(self._slice(view, start, stop))
+            start = stop
         return pieces
 
     def slice(self, start: int, stop: int) -> Batch:
@@ -141,29 +134,23 @@ class Batch:
         their positions; a view of this batch's data, not a copy. With :attr:`events`, the records
         that start in ``data[start:stop]``."""
         if self.events is not None:
-            ends = list(itertools.accumulate(self._record_sizes(), initial=0))
+            ends = list(itertools.accumulate(self.sizes, initial=0))
             first, last = bisect.bisect_left(ends, start), bisect.bisect_left(ends, stop)
             return self._records_piece(first, last, ends[first], ends[last])
-        view = memoryview(self.data)
-        return self._slice(view, start, stop, bytes(view[:start]).count(b"\n") if self.offsets is not None else 0)
+        return self._slice(memoryview(self.data), start, stop)
 
-    def _slice(self, view: memoryview, start: int, stop: int, line: int) -> Batch:
-        """``view[start:stop]``, whose first line is line number ``line`` of this batch."""
+    def _slice(self, view: memoryview, start: int, stop: int) -> Batch:
+        """``view[start:stop]`` (the file's bytes from ``offset + start``) as a batch."""
         piece = view[start:stop]
-        count = bytes(piece).count(b"\n")
         last = stop >= len(view)
-        if self.offsets is None:
-            return Batch(self.path, self.file_id, self.offset + start, self.end if last else self.offset + stop,
-                         piece, self.read_at, count)
-        offsets = self.offsets[line:line + count]
-        return Batch(self.path, self.file_id, offsets[0] if offsets else self.end,
-                     self.end if last else self.offsets[line + count], piece, self.read_at, count, offsets)
+        return Batch(self.path, self.file_id, self.offset + start, self.end if last else self.offset + stop,
+                     piece, self.read_at, bytes(piece).count(b"\n"))
 
     def _cut_records(self, max_bytes: int, max_lines: int) -> list[Batch]:
         """:meth:`cut` by records: a record is never cut, one over ``max_bytes`` goes alone."""
         pieces: list[Batch] = []
         first = size = start = 0
-        for i, n in enumerate(self._record_sizes()):
+        for i, n in enumerate(self.sizes):
             if i > first and (size + n > max_bytes or (max_lines and i - first >= max_lines)):
                 pieces.append(self._records_piece(first, i, start, start + size))
                 first, start, size = i, start + size, 0
@@ -171,19 +158,14 @@ class Batch:
         pieces.append(self._records_piece(first, len(self.events or ()), start, len(self.data)))
         return pieces
 
-    def _record_sizes(self) -> Sequence[int]:
-        """Each record's length in ``data`` (its line's bytes and newline)."""
-        assert self.events is not None
-        return self.sizes if self.sizes is not None else [len(record.raw) for record in self.events]
-
     def _records_piece(self, first: int, last: int, start: int, stop: int) -> Batch:
         """Records ``first`` to ``last`` (excluded), which are ``data[start:stop]``, as a batch; the
         last piece ends where this batch ends."""
-        assert self.events is not None and self.offsets is not None
-        end = self.end if last >= len(self.events) else self.offsets[last]
-        return Batch(self.path, self.file_id, self.offsets[first] if last > first else end, end,
-                     memoryview(self.data)[start:stop], self.read_at, last - first, self.offsets[first:last],
-                     self.events[first:last], self._record_sizes()[first:last])
+        assert self.events is not None
+        end = self.end if last >= len(self.events) else self.events[last].offset
+        return Batch(self.path, self.file_id, self.events[first].offset if last > first else end, end,
+                     memoryview(self.data)[start:stop], self.read_at, last - first, self.events[first:last],
+                     self.sizes[first:last])
 
     def line_id(self, offset: int) -> str:
         """The identifier of the line starting at ``offset``: the same on every re-delivery, from any

@@ -112,12 +112,9 @@ def _add_records(records: JsonRecords, chunks: list[bytes]) -> None:
         piece = _lines_from(view, start)
         if not piece:
             break
-        if batch.offsets is None:
-            # Each line's offset, from the lines' lengths: BytesIO yields them without keeping them.
-            offsets = list(accumulate(map(len, BytesIO(piece)), initial=batch.offset + start))
-            offsets.pop()  # the end of the piece's last line
-        else:  # a stage changed the lines: their positions travel with them
-            offsets = list(batch.offsets[line:line + piece.count(b"\n")])
+        # Each line's offset, from the lines' lengths: BytesIO yields them without keeping them.
+        offsets = list(accumulate(map(len, BytesIO(piece)), initial=batch.offset + start))
+        offsets.pop()  # the end of the piece's last line
         text = _json_text(piece)
         if b"%" in text:
             text = text.replace(b"%", b"%%")

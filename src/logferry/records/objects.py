@@ -14,7 +14,8 @@ from .times import iso_ts
 
 def event_objects(batch: Batch) -> list[dict[str, Any]]:
     """Each record of ``batch`` as the object ``--format json`` writes: ``ts`` (its parsed time, else
-    when it was read), ``path``, ``offset``, ``id``, ``line``, then its fields (which never use those
+    when it was read), ``path``, ``id``, ``offset``, ``line`` (the order of the whole-batch encoder),
+    then its fields (which never use those
     names: a parsed one is kept as ``parsed_<name>``).
 
     For sinks that write records with fields one at a time (``batch.events`` is set once a processor
@@ -24,8 +25,8 @@ def event_objects(batch: Batch) -> list[dict[str, Any]]:
     events = batch.events if batch.events is not None else [Record(o, line.decode("utf-8", "surrogateescape"))
                                                             for o, line in batch.records()]
     stamp, none = _iso_record, NO_FIELDS
-    return [{"ts": read_ts if r.ts is None else stamp(r.ts), "path": path, "offset": r.offset,
-             "id": f"{base}:{r.offset}", "line": r.line, **(r.fields or none)} for r in events]
+    return [{"ts": read_ts if r.ts is None else stamp(r.ts), "path": path, "id": f"{base}:{r.offset}",
+             "offset": r.offset, "line": r.line, **(r.fields or none)} for r in events]
 
 
 def json_object(obj: Any) -> bytes:

@@ -91,7 +91,8 @@ def record_documents(batch: Batch, host: str, ts_key: str) -> list[dict[str, Any
         for name in own:
             if name in obj:
                 obj["parsed_" + name] = obj.pop(name)
-        docs.append({ts_key: ts, "host": host, **obj})
+        # in the order of this sink's whole-batch encoders: ts, host, path, offset, id, line, fields
+        docs.append({ts_key: ts, "host": host, "path": obj.pop("path"), "offset": obj.pop("offset"), **obj})
     return docs
 
 
