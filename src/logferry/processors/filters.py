@@ -21,17 +21,23 @@ class Select(Processor):
         self.pattern, self.field, self.keep = pattern, field, keep
 
     def process(self, records: list[Record]) -> Sequence[Record]:
-        keep, name = self.keep, self.field
-        if name is None or name == "line":
-            hits = set(self.pattern.lines([r.line for r in records]))
-            kept = [r for i, r in enumerate(records) if (i in hits) is keep]
-        elif name == "offset":
-            kept = [r for r in records if self.pattern.found_in_value(r.offset) is keep]
-        else:
-            found, none = self.pattern.found_in_value, NO_FIELDS
-            kept = [r for r in records if found((r.fields or none).get(name)) is keep]
+        keep = self.keep
+        kept = [r for r, hit in zip(records, found_in(self.pattern, records, self.field)) if hit is keep]
         self.tally.dropped += len(records) - len(kept)
         return kept
+
+
+def found_in(pattern: Pattern, records: Sequence[Record], name: str | None) -> list[bool]:
+    """Whether ``pattern`` is found in each record's field ``name`` (its text: ``line`` or None; a
+    record without the field: no). The texts of a batch are searched in one pass."""
+    if name is None or name == "line":
+        hits = set(pattern.lines([r.line for r in records]))
+        return [i in hits for i in range(len(records))]
+    found = pattern.found_in_value
+    if name == "offset":
+        return [found(r.offset) for r in records]
+    none = NO_FIELDS
+    return [found((r.fields or none).get(name)) for r in records]
 
 
 class Fields(Processor):

@@ -7,7 +7,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..records.record import NO_FIELDS, Record
+from ..records.record import Record
+from .filters import found_in
 
 if TYPE_CHECKING:
     from .patterns import Pattern
@@ -30,12 +31,7 @@ class Route:
         """The records (of a file it wants) that go to the sink."""
         chosen = list(records)
         for name, pattern in self.fields.items():  # one field at a time: most tables have one
-            if name == "line":
-                hits = set(pattern.lines([r.line for r in chosen]))
-                chosen = [r for i, r in enumerate(chosen) if i in hits]
-            else:
-                found, none = pattern.found_in_value, NO_FIELDS
-                chosen = [r for r in chosen if found(r.offset if name == "offset" else (r.fields or none).get(name))]
+            chosen = [r for r, hit in zip(chosen, found_in(pattern, chosen, name)) if hit]
         return chosen
 
 
