@@ -10,12 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Daemon, append, cli, lines, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from logferry.testing import free_port
 
 
 def scrape(port: int) -> dict[str, float]:
