@@ -1,0 +1,64 @@
+"""Where kubelet and dockerd write containers' logs: the globs to follow, and the fields a path tells.
+
+kubelet (any CRI runtime: containerd, CRI-O, cri-dockerd)::
+
+    <pods_root>/<namespace>_<pod>_<pod uid>/<container>/<restart count>.log
+                                                        <restart count>.log.<YYYYMMDD-HHMMSS>      its rotations
+                                                        <restart count>.log.<YYYYMMDD-HHMMSS>.gz   older, compressed
+                                                        ….log.<YYYYMMDD-HHMMSS>.tmp                compressing (gzip bytes)
+
+dockerd's json-file driver::
+
+    <containers_root>/<id>/<id>-json.log, <id>-json.log.1, .2, … (max-file), .N.gz with compress=true
+
+Namespaces, pods and containers are DNS names (no ``_``), so the pod directory splits at its two ``_``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+
+ROTATION_STAMP = "[0-9]" * 8 + "-" + "[0-9]" * 6
+"""kubelet's rotation suffix (Go layout ``20060102-150405``) as a glob."""
+
+_POD_LOG = re.compile(
+    r"(?:^|/)(?P<namespace>[^/_]+)_(?P<pod>[^/_]+)_(?P<pod_uid>[^/_]+)/(?P<container>[^/]+)/"
+    r"\d+\.log(?:\.\d{8}-\d{6}(?:\.gz)?)?$")
+_DOCKER_LOG = re.compile(r"(?:^|/)(?P<container_id>[^/]+)/(?P=container_id)-json\.log(?:\.\d+(?:\.gz)?)?$")
+
+
+def path_fields(path: str) -> dict[str, str]:
+    """The fields a log's path tells: ``namespace``, ``pod``, ``pod_uid`` and ``container`` for
+    kubelet's layout, ``container_id`` for Docker's; none for any other path (also for a rotation's
+    name: ``0.log.20240501-100000`` is still that container's log)."""
+    match = _POD_LOG.search(path) or _DOCKER_LOG.search(path)
+    return match.groupdict() if match else {}
+
+
+def pod_globs(root: str, namespaces: Sequence[str], pods: Sequence[str], containers: Sequence[str]) -> list[str]:
+    """The logs (and their uncompressed rotations) of the containers the three lists of globs select."""
+    base = glob.escape(os.fspath(root))
+    dirs = [f"{base}/{ns}_{pod}_*/{container}" for ns in namespaces for pod in pods for container in containers]
+    return [pattern for d in dirs for pattern in (f"{d}/*.log", f"{d}/*.log.{ROTATION_STAMP}")]
+
+
+def pod_excludes(root: str, namespaces: Sequence[str], pods: Sequence[str], containers: Sequence[str]) -> list[str]:
+    """Exclude patterns (matched like ``[sources] exclude``: ``*`` crosses ``/``) for the namespaces,
+    pods and containers left out."""
+    base = glob.escape(os.fspath(root))
+    return ([f"{base}/{ns}_*" for ns in namespaces] + [f"{base}/*_{pod}_*" for pod in pods]
+            + [f"{base}/*_*_*/{container}/*" for container in containers])
+
+
+def docker_globs(root: str) -> list[str]:
+    """Docker's json-file logs and their uncompressed rotations (``-json.log.1``, …)."""
+    base = glob.escape(os.fspath(root))
+    return [f"{base}/*/*-json.log", f"{base}/*/*-json.log.[0-9]*"]
+
+
+COMPRESSED = ["*.gz", "*.tmp"]
+"""Left out: compressed rotations (their lines were shipped from the file they were compressed
+from) and kubelet's half-written ``.tmp`` (gzip bytes)."""
