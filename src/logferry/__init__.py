@@ -20,7 +20,7 @@ from .processors.base import Processor, Tally
 from .records.batch import Batch
 from .records.formats import JsonRecords, encode_json, json_body, json_chunks
 from .records.record import Record
-from .settings import Settings, SinkSpec
+from .settings import PluginOption, ProcessorSpec, Settings, SinkSpec, Source
 from .sinks.base import Sink, ThreadedSink
 
 if TYPE_CHECKING:
@@ -42,12 +42,15 @@ __all__ = [
     "JsonRecords",
     "LogferryError",
     "NotAcknowledged",
+    "PluginOption",
     "Processor",
+    "ProcessorSpec",
     "Record",
     "Settings",
     "Sink",
     "SinkError",
     "SinkSpec",
+    "Source",
     "Tally",
     "ThreadedSink",
     "__version__",
