@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, LogferryError, NotAcknowledged, SinkError
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, hookspec
 from .processors.base import Processor, Tally
 from .records.batch import Batch
 from .records.formats import JsonRecords, encode_json, json_body, json_chunks
@@ -58,6 +58,7 @@ __all__ = [
     "encode_json",
     "event_objects",
     "hookimpl",
+    "hookspec",
     "json_body",
     "json_chunks",
     "json_object",

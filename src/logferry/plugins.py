@@ -101,6 +101,7 @@ def get_plugin_manager(
                 host._block(info)
                 continue
             host._register(info, ep.load)
+    host.check_hooks()
     return host
 
 
@@ -145,17 +146,7 @@ class PluginHost:
     def _inspect(self, info: PluginInfo) -> None:
         """Fill in the hooks and schemes of a just registered plugin; fail it if they are unusable."""
         plugin = self.pm.get_plugin(info.name)
-        callers = self.pm.get_hookcallers(plugin) or []
-        info.hooks = sorted(caller.name for caller in callers)
-        unknown = sorted(
-            caller.name for caller in callers
-            if not caller.has_spec()
-            and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
-        )
-        if unknown:
-            self._unregister_failed(info, f"implements unknown hook {', '.join(unknown)} (misspelled? mark "
-                                          "hooks of newer logferry versions @hookimpl(optionalhook=True))")
-            return
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
         info.schemes = self._declared(info, "logferry_sink_schemes")
         if info.status == "loaded":
             info.processors = self._declared(info, "logferry_processor_types")
@@ -182,6 +173,22 @@ class PluginHost:
                 return sorted(options)
         return []
 
+    def check_hooks(self) -> None:
+        """Fail every loaded plugin that implements a hook no plugin specifies (once all are loaded:
+        a plugin may implement a hook another one adds through ``logferry_addhooks``)."""
+        for info in self.infos:
+            plugin = self.pm.get_plugin(info.name) if info.status == "loaded" else None
+            if plugin is None:
+                continue
+            unknown = sorted(
+                caller.name for caller in self.pm.get_hookcallers(plugin) or []
+                if not caller.has_spec()
+                and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
+            )
+            if unknown:
+                self._unregister_failed(info, f"implements unknown hook {', '.join(unknown)} (misspelled? mark "
+                                              "hooks of newer logferry versions @hookimpl(optionalhook=True))")
+
     def _unregister_failed(self, info: PluginInfo, error: str) -> None:
         """Mark a registered plugin failed and take it out of every hook call."""
         info.status, info.error = "failed", error
@@ -198,6 +205,7 @@ class PluginHost:
         info = PluginInfo(name=registered, version="", origin="registered")
         self.infos.append(info)
         self._inspect(info)
+        self.check_hooks()
         return registered
 
     def unregister(self, name: str) -> None:
