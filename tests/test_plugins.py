@@ -191,7 +191,7 @@ def test_plugins_command_shows_name_version_origin_status_schemes_and_hooks(site
     assert rows_json["logferry-memory"] == {
         "name": "logferry-memory", "version": "2.3", "origin": "entry point", "distribution": "logferry-memory",
         "status": "loaded", "hooks": ["logferry_make_sink", "logferry_sink_schemes"], "schemes": ["memory"],
-        "processors": [], "error": "",
+        "processors": [], "tables": [], "error": "",
     }
     assert rows_json["logferry-extra"]["status"] == "blocked"
 
@@ -223,7 +223,7 @@ def test_a_plugin_whose_schemes_hook_raises_is_failed_and_none_of_its_hooks_run(
     assert info.status == "failed"
     assert info.error == "logferry_sink_schemes raised ValueError: cannot say"
     assert host.pm.get_plugin("logferry-bad-schemes") is None  # its logferry_sources would raise
-    assert host.sources(settings()) == settings().paths
+    assert [p for source in host.sources(settings()) for p in source.paths] == settings().paths
 
 
 def test_a_misspelled_hook_fails_the_plugin_with_a_clear_error(site: Path) -> None:

@@ -34,6 +34,7 @@ def test_a_followed_file_shows_its_identity_checkpoint_and_the_bytes_not_yet_shi
         "path": str(app), "paths": [str(app)], "log": str(app), "dev": st.st_dev, "inode": st.st_ino,
         "fingerprint_length": st.st_size, "size": st.st_size, "offset": shipped, "unshipped": 16,
         "start": "checkpoint", "file_id": entry["file_id"], "checkpoint_path": str(app), "note": None,
+        "source": "[sources] paths", "encoding": "utf-8",
     }
     assert doc["checkpoints"] == 1 and doc["checkpoint_db"] == str(tmp_path / "s" / "checkpoints.db")
     assert doc["patterns"] == [{"pattern": str(app), "files": 1, "warning": None}]

@@ -15,12 +15,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, LogferryError, NotAcknowledged, SinkError
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, hookspec
 from .processors.base import Processor, Tally
 from .records.batch import Batch
 from .records.formats import JsonRecords, encode_json, json_body, json_chunks
 from .records.record import Record
-from .settings import Settings, SinkSpec
+from .settings import PluginOption, ProcessorSpec, Settings, SinkSpec, Source
 from .sinks.base import Sink, ThreadedSink
 
 if TYPE_CHECKING:
@@ -42,12 +42,15 @@ __all__ = [
     "JsonRecords",
     "LogferryError",
     "NotAcknowledged",
+    "PluginOption",
     "Processor",
+    "ProcessorSpec",
     "Record",
     "Settings",
     "Sink",
     "SinkError",
     "SinkSpec",
+    "Source",
     "Tally",
     "ThreadedSink",
     "__version__",
@@ -55,6 +58,7 @@ __all__ = [
     "encode_json",
     "event_objects",
     "hookimpl",
+    "hookspec",
     "json_body",
     "json_chunks",
     "json_object",

@@ -172,6 +172,8 @@ def build_parser() -> _Parser:
     show.set_defaults(func=cmd_config_show)
     reference = _command(actions, "reference", help="print the configuration reference (Markdown)")
     _add_logging(reference)
+    reference.add_argument("--no-plugins", action="store_true",
+                           help="without the [plugins.NAME] tables of installed plugins (docs/configuration.md)")
     reference.set_defaults(func=cmd_config_reference)
     return parser
 
@@ -479,11 +481,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     """Validate a config file as a run would (every key, every sink through its plugin, some paths)
     without starting anything; one ``FILE: ok (…)`` line, or a ConfigError naming the file."""
     path = args.config
-    settings = load_config(path)
     host = _host(args)
-    patterns = host.sources(settings)
+    settings = host.configure(load_config(path))
+    patterns = [pattern for source in host.sources(settings) for pattern in source.paths]
     if not patterns:
-        raise ConfigError(f"{path}: [sources] paths: expected at least one path or glob pattern, got none")
+        raise ConfigError(f"{path}: [sources] paths: expected at least one path or glob pattern, got none"
+                          " (or a [[sources.files]] table, or a plugin's table that contributes files)")
     names = []
     for n, spec in enumerate(effective_sinks(settings), 1):
         try:
@@ -495,7 +498,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             from .processors.routing import compile_route  # RE2 is imported by configs that use it only
 
             compile_route(spec.key, spec.match)
-    for processor in settings.processors:
+    for processor in [*settings.processors, *(spec for source in settings.files for spec in source.processors)]:
         host.make_processor(processor, settings)
     shaped = f", {_plural(len(settings.processors), 'processor')}" if settings.processors else ""
     print(f"{path}: ok ({_plural(len(patterns), 'path')}, {_plural(len(names), 'sink')}: {', '.join(names)}{shaped})")
@@ -508,8 +511,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     settings = load_config(args.config) if args.config else Settings()
     changes = _flag_changes(args, settings)
     sources = ([args.config] if args.config else []) + (["command-line flags"] if changes else [])
-    settings = settings.replace(**changes)
     host = _host(args)
+    settings = host.configure(settings.replace(**changes))
     sink_options, notes = [], []
     for n, spec in enumerate(effective_sinks(settings), 1):
         try:
@@ -518,13 +521,14 @@ def cmd_config_show(args: argparse.Namespace) -> int:
             sink_options.append({})
             notes.append(f"[[sinks]] #{n} is not valid (logferry config check says why): shown as given, "
                          "without its defaults")
-    print(show_toml(settings, sources, sink_options, notes), end="")
+    declared = {table: options for table, (_, options) in host.plugin_options().items()}
+    print(show_toml(settings, sources, sink_options, notes, declared), end="")
     return 0
 
 
 def cmd_config_reference(args: argparse.Namespace) -> int:
     """Print the configuration reference (``docs/configuration.md``), generated from the schema."""
-    print(reference_markdown(), end="")
+    print(reference_markdown(_host(args).plugin_options()), end="")
     return 0
 
 

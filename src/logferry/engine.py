@@ -37,7 +37,7 @@ from .metrics import Metrics, age
 from .plugins import PluginHost, get_plugin_manager
 from .processors.routing import compile_route
 from .processors.stage import Processing, Step
-from .settings import Settings, SinkSpec
+from .settings import ProcessorSpec, Settings, SinkSpec, Source
 from .sinks.base import Sink
 from .sinks.threadloop import quick_gil_handoff
 from .state.checkpoints import CheckpointStore
@@ -53,12 +53,16 @@ READ_THREADS = 4
 ONCE_RETRY_LIMIT = 5
 
 
-def patterns_of(host: PluginHost, settings: Settings) -> list[str]:
-    """The patterns a run of ``settings`` follows (every source plugin's); a ConfigError if none."""
-    patterns = host.sources(settings)
-    if not patterns:
+def sources_of(host: PluginHost, settings: Settings) -> list[Source]:
+    """What a run of ``settings`` follows (every source plugin's); a ConfigError if nothing."""
+    sources = host.sources(settings)
+    if not sources:
         raise ConfigError("no files to follow: give a path or pattern, or [sources] paths in the config")
-    return patterns
+    return sources
+
+
+def _fields_spec(source: Source) -> ProcessorSpec:
+    return ProcessorSpec("fields", {"fields": dict(source.fields)}, key=f"{source.name or 'a source'}: fields")
 
 
 def own_outputs(sinks: list[Sink]) -> frozenset[str]:
@@ -70,14 +74,19 @@ class Engine:
     """Follows the configured files and ships their lines to the configured sinks."""
 
     def __init__(self, settings: Settings, host: PluginHost | None = None, sinks: list[Sink] | None = None) -> None:
-        self.settings = settings
         self.host = host or get_plugin_manager()
-        self.patterns = patterns_of(self.host, settings)
+        self.settings = settings = self.host.configure(settings)
+        self.sources = sources_of(self.host, settings)
+        self.patterns = [pattern for source in self.sources for pattern in source.paths]
         specs = settings.sinks or [SinkSpec("-")]
         self.sinks = sinks if sinks is not None else [self.host.make_sink(s.url, s.options, settings) for s in specs]
         if not self.sinks:
             raise ConfigError("no sinks: every line needs somewhere to go")
-        steps = [Step(self.host.make_processor(spec, settings), tuple(spec.paths)) for spec in settings.processors]
+        steps = [self._step(spec) for spec in settings.processors]
+        # Each source's own steps: its processors, then its static fields (none: read as a pattern's files).
+        groups = [[self._step(spec) for spec in source.processors]
+                  + ([Step(self.host.make_processor(_fields_spec(source), settings))] if source.fields else [])
+                  for source in self.sources]
         routes = [compile_route(s.key, s.match) if s.match is not None else None for s in specs] \
             if sinks is None else [None] * len(self.sinks)
         self.losses = Losses()
@@ -95,13 +104,17 @@ class Engine:
         policy = LinePolicy(settings.max_line_bytes, settings.long_lines,
                             read_size_for(settings.max_inflight_bytes, min(s.max_bytes_per_send for s in self.sinks)))
         # Processors (and routing) sit between the tailers and delivery only when configured.
-        self.processing = Processing(steps, routes, self.pipeline) if steps or any(routes) else None
+        shaped = steps or any(routes) or any(source.shaped for source in self.sources)
+        self.processing = Processing(steps, routes, self.pipeline, groups) if shaped else None
         wiring = Wiring(settings, policy, self.blocking, self.pipeline.budget, self.processing or self.pipeline,
                         self.committer, self.poller, self.descriptors, self.followed, self.losses)
-        self.discovery = Discovery(wiring, self.patterns, own_outputs(self.sinks))
+        self.discovery = Discovery(wiring, self.sources, own_outputs(self.sinks))
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None  # set by start()
+
+    def _step(self, spec: ProcessorSpec) -> Step:
+        return Step(self.host.make_processor(spec, self.settings), tuple(spec.paths))
 
     @property
     def ready(self) -> asyncio.Event:

@@ -13,14 +13,16 @@ The built-in sources and sinks are plugins too and use exactly these hooks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .markers import hookimpl, hookspec
 
 if TYPE_CHECKING:
+    import pluggy
+
     from .processors.base import Processor
-    from .settings import Settings
+    from .settings import PluginOption, Settings, Source
     from .sinks.base import Sink
 
 __all__ = ["hookimpl", "hookspec"]  # hookimpl: also here, where plugins written for 0.1 import it
@@ -31,16 +33,48 @@ __all__ = ["hookimpl", "hookspec"]  # hookimpl: also here, where plugins written
 
 
 @hookspec
-def logferry_sources(settings: Settings) -> Iterable[str] | None:
-    """Contribute paths or glob patterns of files to follow.
+def logferry_sources(settings: Settings) -> Iterable[str | Source] | None:
+    """Contribute files to follow: paths or glob patterns, or :class:`~logferry.Source` objects.
 
-    Called once when a run starts; the patterns of every plugin are combined (and de-duplicated)
-    with the ones given on the command line or in ``[sources] paths``. Patterns may use ``*``,
-    ``?``, ``[...]`` and ``**``; they are re-expanded periodically, so files created later are
-    picked up. ``settings.exclude`` applies to every pattern.
+    Called once when a run starts; what every plugin contributes is combined (and de-duplicated)
+    with the ``[[sources.files]]`` tables and the patterns given on the command line or in
+    ``[sources] paths``. Patterns may use ``*``, ``?``, ``[...]`` and ``**``; they are re-expanded
+    periodically, so files created later are picked up. ``settings.exclude`` applies to every one.
+
+    A plain pattern's files are read as ``[sources] encoding`` says and shaped by the
+    ``[[processors]]`` only. A :class:`~logferry.Source` says more about its files: their
+    encoding, static fields, and processors of its own that run first (a container runtime's
+    log format is decoded by a processor there). A file several sources match belongs to the
+    first: the config's tables, then the plugins' sources (in load order), then plain patterns.
+    A plugin with a ``[plugins.NAME]`` table reads it from ``settings.plugins`` (see
+    :func:`logferry_plugin_options`) and may contribute nothing when its table is absent.
 
     :param settings: the effective settings of the run.
-    :return: an iterable of paths or glob patterns, or None to contribute nothing.
+    :return: an iterable of patterns and sources, or None to contribute nothing.
+    """
+
+
+@hookspec
+def logferry_plugin_options() -> Mapping[str, Iterable[PluginOption]] | None:
+    """Declare the keys of this plugin's own configuration table(s), ``[plugins.NAME]``.
+
+    Return ``{"NAME": [PluginOption(key, type, default, help), ...]}``. logferry checks a
+    ``[plugins.NAME]`` table of the config file against them as it checks its own keys (an unknown
+    key, or a bad value, is an error naming the file and the key; a table no plugin declares is an
+    error too), fills in the defaults, and puts the values in ``settings.plugins["NAME"]``. A table
+    the file does not have is not in ``settings.plugins``. ``logferry config check``, ``config
+    show`` and ``config reference`` know the declared keys. Two plugins declaring one table name
+    is an error naming both.
+
+    :return: table name → its keys, or None.
+    """
+
+
+@hookspec(historic=True)
+def logferry_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Add hook specifications of this plugin's own, for other plugins to implement (as pytest's
+    ``pytest_addhooks``): call ``pluginmanager.add_hookspecs(module)`` here, and call the hooks
+    through ``pluginmanager.hook``. Called once for each plugin as it is registered.
     """
 
 

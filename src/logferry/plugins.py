@@ -12,7 +12,7 @@ import importlib.metadata
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ import pluggy
 from . import __version__, hookspecs
 from .errors import ConfigError
 from .processors.base import Processor
-from .settings import ProcessorSpec, Settings
+from .settings import PLAIN, PluginOption, ProcessorSpec, Settings, Source
 from .sinks.base import Sink
 
 # name → module: the names are what ``logferry plugins`` lists and LOGFERRY_DISABLE_PLUGINS blocks
@@ -45,6 +45,8 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     schemes: list[str] = field(default_factory=list)
     processors: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    """The ``[plugins.NAME]`` tables it declares keys for."""
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ def get_plugin_manager(
         allowed = _names_from_env("LOGFERRY_LOAD_PLUGINS")
     pm = pluggy.PluginManager("logferry")
     pm.add_hookspecs(hookspecs)
+    pm.hook.logferry_addhooks.call_historic(kwargs={"pluginmanager": pm})
     host = PluginHost(pm)
     for name, module_name in BUILTIN_PLUGINS.items():
         info = PluginInfo(name=name, version=__version__, origin="built-in", distribution="logferry")
@@ -98,6 +101,7 @@ def get_plugin_manager(
                 host._block(info)
                 continue
             host._register(info, ep.load)
+    host.check_hooks()
     return host
 
 
@@ -113,6 +117,7 @@ class PluginHost:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.infos: list[PluginInfo] = []
+        self._options: dict[str, dict[str, list[PluginOption]]] = {}  # plugin → its tables' keys
 
     # -- loading -----------------------------------------------------------
 
@@ -141,20 +146,48 @@ class PluginHost:
     def _inspect(self, info: PluginInfo) -> None:
         """Fill in the hooks and schemes of a just registered plugin; fail it if they are unusable."""
         plugin = self.pm.get_plugin(info.name)
-        callers = self.pm.get_hookcallers(plugin) or []
-        info.hooks = sorted(caller.name for caller in callers)
-        unknown = sorted(
-            caller.name for caller in callers
-            if not caller.has_spec()
-            and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
-        )
-        if unknown:
-            self._unregister_failed(info, f"implements unknown hook {', '.join(unknown)} (misspelled? mark "
-                                          "hooks of newer logferry versions @hookimpl(optionalhook=True))")
-            return
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
         info.schemes = self._declared(info, "logferry_sink_schemes")
         if info.status == "loaded":
             info.processors = self._declared(info, "logferry_processor_types")
+        if info.status == "loaded":
+            info.tables = self._declared_options(info)
+
+    def _declared_options(self, info: PluginInfo) -> list[str]:
+        """The ``[plugins.NAME]`` tables a plugin declares; a malformed declaration fails the plugin."""
+        for impl in self.pm.hook.logferry_plugin_options.get_hookimpls():
+            if impl.plugin_name == info.name:
+                try:
+                    declared = impl.function() or {}
+                    if not isinstance(declared, Mapping):
+                        raise TypeError(f"expected a mapping of table names to options, got {type(declared).__name__}")
+                    options = {str(name): list(keys) for name, keys in declared.items()}
+                    for keys in options.values():
+                        bad = [key for key in keys if not isinstance(key, PluginOption)]
+                        if bad:
+                            raise TypeError(f"expected logferry.PluginOption objects, got {bad[0]!r}")
+                except Exception as exc:  # noqa: BLE001 - reported as the plugin's failure
+                    self._unregister_failed(info, f"logferry_plugin_options raised {type(exc).__name__}: {exc}")
+                    return []
+                self._options[info.name] = options
+                return sorted(options)
+        return []
+
+    def check_hooks(self) -> None:
+        """Fail every loaded plugin that implements a hook no plugin specifies (once all are loaded:
+        a plugin may implement a hook another one adds through ``logferry_addhooks``)."""
+        for info in self.infos:
+            plugin = self.pm.get_plugin(info.name) if info.status == "loaded" else None
+            if plugin is None:
+                continue
+            unknown = sorted(
+                caller.name for caller in self.pm.get_hookcallers(plugin) or []
+                if not caller.has_spec()
+                and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
+            )
+            if unknown:
+                self._unregister_failed(info, f"implements unknown hook {', '.join(unknown)} (misspelled? mark "
+                                              "hooks of newer logferry versions @hookimpl(optionalhook=True))")
 
     def _unregister_failed(self, info: PluginInfo, error: str) -> None:
         """Mark a registered plugin failed and take it out of every hook call."""
@@ -172,6 +205,7 @@ class PluginHost:
         info = PluginInfo(name=registered, version="", origin="registered")
         self.infos.append(info)
         self._inspect(info)
+        self.check_hooks()
         return registered
 
     def unregister(self, name: str) -> None:
@@ -219,27 +253,68 @@ class PluginHost:
                 owners[name] = info.name
         return owners
 
-    def sources(self, settings: Settings) -> list[str]:
-        """All patterns contributed through ``logferry_sources``, de-duplicated, in a stable order.
+    def plugin_options(self) -> dict[str, tuple[str, list[PluginOption]]]:
+        """``[plugins.NAME]`` table → (the plugin declaring it, its keys). Two plugins declaring one
+        table is an error."""
+        owners = self._owners("config table [plugins.*]", lambda info: info.tables)
+        return {table: (owner, self._options[owner][table]) for table, owner in owners.items()}
 
-        Each plugin is called on its own: one that raises is logged with its name and contributes
-        nothing, and the others' patterns are still followed.
+    def configure(self, settings: Settings) -> Settings:
+        """``settings`` with each ``[plugins.NAME]`` table checked against its plugin's keys and the
+        defaults filled in (``settings.plugins``); a ConfigError names the file and the key."""
+        declared = self.plugin_options()
+        where = f"{settings.config_file}: " if settings.config_file else ""
+        plugins = {}
+        for table, given in settings.plugin_tables.items():
+            if table not in declared:
+                raise ConfigError(f"{where}unknown table [plugins.{table}]: no loaded plugin declares it (declared:"
+                                  f" {', '.join(sorted(declared)) or 'none'}){self._unloaded_hint()}")
+            owner, options = declared[table]
+            known = {option.key: option for option in options}
+            values = {option.key: option.default for option in options}
+            for key, raw in given.items():
+                option = known.get(key)
+                if option is None:
+                    raise ConfigError(f"{where}unknown key {key!r} in [plugins.{table}] (known: {', '.join(known)})")
+                try:
+                    values[key] = option.type.parse(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}[plugins.{table}] {key}: {exc}") from None
+            plugins[table] = values
+        return settings.replace(plugins=plugins)
+
+    def sources(self, settings: Settings) -> list[Source]:
+        """What a run of ``settings`` follows: the ``[[sources.files]]`` tables, the sources each
+        plugin contributes through ``logferry_sources`` (in load order), then every plain pattern
+        (de-duplicated) as one source read in ``[sources] encoding``.
+
+        Each plugin is called on its own: one that raises (or returns something that is neither a
+        pattern nor a Source) is logged with its name and contributes nothing, and the others'
+        sources are still followed.
         """
+        sources: list[Source] = []
         patterns: list[str] = []
         names = dict.fromkeys(impl.plugin_name for impl in self.pm.hook.logferry_sources.get_hookimpls())
         for name in names:  # built-ins first, in registration order
             caller = self.pm.subset_hook_caller("logferry_sources", remove_plugins=self._all_but(name))
             try:
-                contributed = [list(found or ()) for found in caller(settings=settings)]
+                contributed = [item for found in caller(settings=settings) for item in found or ()]
+                wrong = [item for item in contributed if not isinstance(item, str | Source)]
+                if wrong:
+                    raise TypeError(f"expected patterns (str) or logferry.Source objects, got {wrong[0]!r}")
             except Exception as exc:  # noqa: BLE001 - one broken source plugin must not stop the run
-                log.error("plugin %s failed in logferry_sources (%s: %s); its patterns are not followed",
+                log.error("plugin %s failed in logferry_sources (%s: %s); its sources are not followed",
                           name, type(exc).__name__, exc)
                 continue
-            for found in contributed:
-                for pattern in found:
-                    if str(pattern) not in patterns:
-                        patterns.append(str(pattern))
-        return patterns
+            for item in contributed:
+                if isinstance(item, Source):
+                    if item not in sources:
+                        sources.append(item)
+                elif item not in patterns:
+                    patterns.append(item)
+        if patterns:
+            sources.append(Source(patterns, encoding=settings.encoding, name=PLAIN))
+        return sources
 
     def _all_but(self, name: str) -> list[object]:
         return [plugin for other, plugin in self.pm.list_name_plugin() if other != name]

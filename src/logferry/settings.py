@@ -8,9 +8,10 @@ environment variables; command-line flags are applied on top (flags override the
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,27 @@ def _str_list(value: Any) -> list[str]:
     return list(value)
 
 
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def parse_encoding(value: Any) -> str:
+    """A text encoding Python's codecs provide, by its canonical name (``"latin-1"`` → ``"iso8859-1"``)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected an encoding name such as \"utf-8\", \"utf-16\", \"latin-1\" or \"shift_jis\", got {value!r}")
+    try:
+        name = codecs.lookup(value).name
+        newline = "\n".encode(name)
+    except (LookupError, TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a text encoding Python knows (e.g. \"utf-8\", \"utf-16\", \"latin-1\","
+                         " \"cp1252\", \"shift_jis\", \"euc-jp\", \"gbk\", \"big5\")") from None
+    if not newline:
+        raise ValueError(f"{value!r} has no newline character, so its text cannot be cut into lines")
+    return name
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -146,12 +168,19 @@ def _optional_type(kind: ValueType, unset: str) -> ValueType:
                      lambda value: unset if value is None else kind.dump(value))
 
 
+def choice(*allowed: str) -> ValueType:
+    """The type of a value that is one of ``allowed`` strings (for plugins' options too)."""
+    return _choice_type(*allowed)
+
+
+STR = ValueType("string", _str, str)
 STR_LIST = ValueType("list of strings", _str_list, list)
 DURATION = ValueType("duration", parse_duration, format_duration)
 SIZE = ValueType("size", parse_size, format_size)
 COUNT = ValueType("number", parse_size, int)
 BOOL = ValueType("boolean", _bool, bool)
 PATH = ValueType("path", _path, str)
+ENCODING = ValueType("encoding", parse_encoding, str)
 
 
 @dataclass
@@ -160,6 +189,9 @@ class Settings:
 
     paths: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    files: list[Source] = field(default_factory=list)
+    """The ``[[sources.files]]`` tables: groups of files with their own encoding, fields, processors."""
+    encoding: str = "utf-8"
     start: str = "head"
     poll_interval: float = 0.25
     scan_interval: float = 1.0
@@ -175,6 +207,14 @@ class Settings:
     shutdown_timeout: float = 10.0
     sinks: list[SinkSpec] = field(default_factory=list)
     processors: list[ProcessorSpec] = field(default_factory=list)
+    plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The ``[plugins.NAME]`` tables as the file gives them (the plugins declare their keys)."""
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each present ``[plugins.NAME]`` table checked against the keys its plugin declares, with the
+    defaults of the keys not given: filled by ``PluginHost.configure``. A table not in the file is
+    not here, so a plugin can tell whether it was asked for."""
+    config_file: str = field(default="", compare=False)
+    """The config file the settings were read from (for messages), or ""."""
     state_dir: Path = field(default_factory=default_state_dir)
     commit_interval: float = 1.0
     forget_after: float = 7 * 86400.0
@@ -185,6 +225,56 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+PLAIN = "[sources] paths"
+"""The name of the source the plain patterns make (``[sources] paths``, the command line, plugins' patterns)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Files to follow and how to read them: what ``logferry_sources`` may return instead of a
+    pattern, and what a ``[[sources.files]]`` table is.
+
+    A file several sources match belongs to the first (the config's tables, then the plugins',
+    then the plain patterns).
+    """
+
+    paths: Sequence[str]
+    """Paths or glob patterns (``**`` allowed)."""
+    exclude: Sequence[str] = ()
+    """Glob patterns of paths this source leaves out (``[sources] exclude`` applies as well)."""
+    encoding: str = "utf-8"
+    """How its bytes are text: a codec name (``"utf-16"``, ``"latin-1"``, ``"shift_jis"``…). Lines end
+    at ``"\n"`` in that encoding (``0A 00`` in UTF-16LE); offsets stay byte offsets; a byte-order mark
+    at the head is not shipped; output is UTF-8."""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """Static fields on each of its records."""
+    processors: Sequence[ProcessorSpec] = ()
+    """Processors its records go through first, before the ``[[processors]]`` of the config (a
+    runtime's format decoder, such as CRI or docker's json-file, goes first here)."""
+    name: str = ""
+    """How messages and ``logferry sources`` name it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encoding", parse_encoding(self.encoding))
+
+    @property
+    def shaped(self) -> bool:
+        """Whether its records need the processing stage (a decoding, fields or processors)."""
+        return self.encoding != "utf-8" or bool(self.fields) or bool(self.processors)
+
+
+@dataclass(frozen=True)
+class PluginOption:
+    """One key a plugin declares for its ``[plugins.NAME]`` table (see ``logferry_plugin_options``)."""
+
+    key: str
+    type: ValueType
+    """How it is read: :data:`STR`, :data:`PATH`, :data:`BOOL`, :data:`DURATION`, :func:`choice`…"""
+    default: Any
+    """Its value when the table does not give it (already parsed), or None."""
+    help: str
 
 
 @dataclass
@@ -237,6 +327,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("sources", "paths", STR_LIST, "Paths or glob patterns (`**` allowed) of the files to follow.", "PATTERN"),
     Option("sources", "exclude", STR_LIST, "Glob patterns of paths never to follow.", "--exclude"),
+    Option("sources", "encoding", ENCODING,
+           "How the files' bytes are text (`\"utf-16\"`, `\"latin-1\"`, `\"shift_jis\"`…); output is UTF-8."),
     Option("sources", "start", _choice_type("head", "tail"),
            "Where a file present at the first scan with no checkpoint starts.", "--from-head/--from-tail"),
     Option("sources", "poll_interval", DURATION,
@@ -339,6 +431,7 @@ def _key_name(where: tuple[str | int, ...]) -> str:
 def settings_from_dict(data: dict[str, Any], source: str = "config", base: Settings | None = None) -> Settings:
     """Validate a parsed config (as from TOML) and return settings; unknown keys are errors."""
     values: dict[str, Any] = {}
+    files = None
     known = {(o.section, o.key): o for o in OPTIONS}
     for section, table in data.items():
         if section == "sinks":
@@ -347,11 +440,18 @@ def settings_from_dict(data: dict[str, Any], source: str = "config", base: Setti
         if section == "processors":
             values["processors"] = _processor_specs(table, source)
             continue
+        if section == "plugins":
+            values["plugin_tables"] = _plugin_tables(table, source)
+            continue
         if section not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section or key {section!r} (known: {', '.join(SECTIONS)}, sinks, processors)")
+            raise ConfigError(f"{source}: unknown section or key {section!r} (known: {', '.join(SECTIONS)}, sinks,"
+                              " processors, plugins)")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
         for key, raw in table.items():
+            if (section, key) == ("sources", "files"):
+                files = raw
+                continue
             option = known.get((section, key))
             if option is None:
                 keys = ", ".join(o.key for o in OPTIONS if o.section == section)
@@ -360,7 +460,48 @@ def settings_from_dict(data: dict[str, Any], source: str = "config", base: Setti
                 values[option.attr] = option.parse(raw)
             except ValueError as exc:
                 raise ConfigError(f"{source}: [{section}] {key}: {exc}") from None
-    return replace(base or Settings(), **values)
+    base = base or Settings()
+    if files is not None:  # after the loop: a table's encoding defaults to [sources] encoding
+        values["files"] = _source_tables(files, source, values.get("encoding", base.encoding))
+    return replace(base, **values, config_file=source)
+
+
+_SOURCE_KEYS = ("paths", "exclude", "encoding", "fields", "processors", "name")
+
+
+def _source_tables(table: Any, source: str, encoding: str) -> list[Source]:
+    if not isinstance(table, list) or not all(isinstance(entry, dict) for entry in table):
+        raise ConfigError(f"{source}: sources.files must be an array of tables ([[sources.files]])")
+    sources = []
+    for n, entry in enumerate(table, 1):
+        key = f"{source}: [[sources.files]] #{n}"
+        unknown = sorted(set(entry) - set(_SOURCE_KEYS))
+        if unknown:
+            raise ConfigError(f"{key}: unknown key {unknown[0]!r} (known: {', '.join(_SOURCE_KEYS)})")
+        try:
+            paths = _str_list(entry.get("paths", []))
+            exclude = _str_list(entry.get("exclude", []))
+            name = _str(entry.get("name", f"[[sources.files]] #{n}"))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+        if not paths:
+            raise ConfigError(f"{key} paths: expected at least one path or glob pattern")
+        fields = entry.get("fields", {})
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{key} fields: expected a table such as {{ app = \"web\" }}")
+        try:
+            own = parse_encoding(entry.get("encoding", encoding))
+        except ValueError as exc:
+            raise ConfigError(f"{key} encoding: {exc}") from None
+        processors = _processor_specs(entry.get("processors", []), source, f"[[sources.files]] #{n} processors")
+        sources.append(Source(paths, exclude, own, fields, processors, name))
+    return sources
+
+
+def _plugin_tables(table: Any, source: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, dict) or not all(isinstance(entry, dict) for entry in table.values()):
+        raise ConfigError(f"{source}: [plugins] must hold one table per plugin: [plugins.NAME]")
+    return {name: dict(entry) for name, entry in table.items()}
 
 
 def _sink_specs(table: Any, source: str) -> list[SinkSpec]:
@@ -375,14 +516,15 @@ def _sink_specs(table: Any, source: str) -> list[SinkSpec]:
     return specs
 
 
-def _processor_specs(table: Any, source: str) -> list[ProcessorSpec]:
+def _processor_specs(table: Any, source: str, name: str = "[[processors]]") -> list[ProcessorSpec]:
     if not isinstance(table, list):
-        raise ConfigError(f"{source}: processors must be an array of tables ([[processors]])")
+        raise ConfigError(f"{source}: processors must be an array of tables ([[processors]])" if name == "[[processors]]"
+                          else f"{source}: {name}: must be an array of tables")
     specs = []
     for n, entry in enumerate(table, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str) or not entry["type"]:
-            raise ConfigError(f"{source}: [[processors]] #{n}: needs a type string (multiline, json, drop, ...)")
-        key = f"{source}: [[processors]] #{n} ({entry['type']})"
+            raise ConfigError(f"{source}: {name} #{n}: needs a type string (multiline, json, drop, ...)")
+        key = f"{source}: {name} #{n} ({entry['type']})"
         paths = entry.get("paths", [])
         if isinstance(paths, str):
             paths = [paths]

@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from ..settings import OPTIONS, SECTIONS, Option, ProcessorSpec, Settings, SinkSpec
+from ..settings import OPTIONS, SECTIONS, Option, PluginOption, ProcessorSpec, Settings, SinkSpec, Source
 
 MASK = "***"
 
@@ -25,24 +25,47 @@ def effective_sinks(settings: Settings) -> list[SinkSpec]:
     return settings.sinks or [SinkSpec("-")]
 
 
-def config_dict(settings: Settings, *, mask: bool = True,
-                sink_options: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def config_dict(settings: Settings, *, mask: bool = True, sink_options: Sequence[dict[str, Any]] = (),
+                plugin_options: Mapping[str, Sequence[PluginOption]] | None = None) -> dict[str, Any]:
     """Every key of the schema with its value in ``settings``, as a TOML document (a dict).
 
     Durations and sizes are in readable units; ``[[sinks]]`` are the sinks the run would use, each
     with the options given and, from ``sink_options`` (each sink's :meth:`~logferry.Sink.options`,
     in order), those it takes from their defaults. With ``mask``, URL passwords and sink options
-    that look like secrets are replaced by ``"***"``.
+    that look like secrets are replaced by ``"***"``. ``[plugins.NAME]`` tables are the checked ones
+    (``settings.plugins``), each key written as its plugin declared it in ``plugin_options``.
     """
     data: dict[str, Any] = {section: {} for section in SECTIONS}
     for option in OPTIONS:
         data[option.section][option.key] = option.type.dump(getattr(settings, option.attr))
+    if settings.files:
+        data["sources"]["files"] = [source_table(source, mask=mask) for source in settings.files]
     specs = effective_sinks(settings)
     data["sinks"] = [sink_table(spec, effective, mask=mask)
                      for spec, effective in zip(specs, [*sink_options, *[{}] * (len(specs) - len(sink_options))])]
     if settings.processors:
         data["processors"] = [processor_table(spec, mask=mask) for spec in settings.processors]
+    if settings.plugins:
+        types = {table: {o.key: o.type for o in options} for table, options in (plugin_options or {}).items()}
+        data["plugins"] = {}
+        for table, values in settings.plugins.items():
+            dumped = {key: types[table][key].dump(value) if key in types.get(table, {}) else value
+                      for key, value in values.items() if value is not None}
+            data["plugins"][table] = mask_options(dumped) if mask else dumped
     return data
+
+
+def source_table(source: Source, *, mask: bool = True) -> dict[str, Any]:
+    """One ``[[sources.files]]`` table."""
+    table: dict[str, Any] = {"name": source.name, "paths": list(source.paths)}
+    if source.exclude:
+        table["exclude"] = list(source.exclude)
+    table["encoding"] = source.encoding
+    if source.fields:
+        table["fields"] = dict(source.fields)
+    if source.processors:
+        table["processors"] = [processor_table(spec, mask=mask) for spec in source.processors]
+    return table
 
 
 _FIELD_OPTIONS = frozenset({"timestamp_key", "field", "error_field"})
@@ -69,14 +92,14 @@ def sink_table(spec: SinkSpec, effective: dict[str, Any], *, mask: bool = True) 
 
 
 def show_toml(settings: Settings, sources: Iterable[str] = (), sink_options: Sequence[dict[str, Any]] = (),
-              notes: Iterable[str] = ()) -> str:
+              notes: Iterable[str] = (), plugin_options: Mapping[str, Sequence[PluginOption]] | None = None) -> str:
     """``logferry config show``: the effective configuration as TOML, secrets masked; ``notes``
     become comment lines at the top."""
     origin = ", then ".join(["defaults", *sources])
     header = (f"# logferry's effective configuration: {origin} (environment variables expanded).\n"
               f"# Secrets are shown as \"{MASK}\". Check a file with: logferry config check -c FILE\n")
     header += "".join(f"# {note}\n" for note in notes)
-    return header + "\n" + dumps_toml(config_dict(settings, sink_options=sink_options))
+    return header + "\n" + dumps_toml(config_dict(settings, sink_options=sink_options, plugin_options=plugin_options))
 
 
 # -- secrets ----------------------------------------------------------------------------------
@@ -156,11 +179,15 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f
 
 
 def dumps_toml(data: dict[str, Any]) -> str:
-    """``data`` as TOML: top-level scalars, then one ``[table]`` per dict, one ``[[name]]`` per
-    element of a list of dicts; deeper tables are written inline."""
+    """``data`` as TOML: top-level scalars, then one ``[table]`` per dict (``[name.sub]`` for a dict of
+    dicts, such as ``[plugins.NAME]``), one ``[[name]]`` per element of a list of dicts; deeper
+    tables are written inline."""
     lines = [f"{_key(k)} = {_value(v)}" for k, v in data.items() if not _is_table(v) and not _is_table_array(v)]
     for name, value in data.items():
-        if _is_table(value):
+        if _is_table(value) and value and all(_is_table(v) for v in value.values()):
+            for sub, table in value.items():
+                lines += ["", f"[{_key(name)}.{_key(sub)}]", *(f"{_key(k)} = {_value(v)}" for k, v in table.items())]
+        elif _is_table(value):
             lines += ["", f"[{_key(name)}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
         elif _is_table_array(value):
             for table in value:
@@ -240,11 +267,12 @@ _SMALL_EXAMPLE: dict[str, Any] = {
 EXAMPLES = (_SMALL_EXAMPLE, config_dict(_EXAMPLE))
 
 
-def reference_markdown() -> str:
-    """The configuration reference, ``docs/configuration.md``, generated from :data:`OPTIONS`.
+def reference_markdown(plugin_options: Mapping[str, tuple[str, Sequence[PluginOption]]] | None = None) -> str:
+    """The configuration reference, ``docs/configuration.md``, generated from :data:`OPTIONS`, and
+    the keys of the ``[plugins.NAME]`` tables in ``plugin_options`` (table → (plugin, keys)).
 
-    ``logferry config reference > docs/configuration.md`` writes it; a test fails when the file
-    and this function differ.
+    ``logferry config reference --no-plugins > docs/configuration.md`` writes it; a test fails when
+    the file and this function differ.
     """
     parts = [_REFERENCE_HEAD]
     for section in SECTIONS:
@@ -252,8 +280,16 @@ def reference_markdown() -> str:
                      "| key | type | default | flag | meaning |\n|---|---|---|---|---|\n")
         parts.append("".join(_reference_row(option) for option in OPTIONS if option.section == section))
         parts.append("\n")
+    parts.append(_REFERENCE_FILES)
     parts.append(_REFERENCE_SINKS)
     parts.append(_REFERENCE_PROCESSORS)
+    parts.append(_REFERENCE_PLUGINS)
+    for table, (plugin, options) in sorted((plugin_options or {}).items()):
+        parts.append(f"### `[plugins.{table}]` (plugin {plugin})\n\n| key | type | default | meaning |\n|---|---|---|---|\n")
+        parts.extend(f"| `{o.key}` | {o.type.name} | "
+                     f"{'' if o.default is None else f'`{_value(o.type.dump(o.default))}`'} | {o.help} |\n"
+                     for o in options)
+        parts.append("\n")
     parts.append(f"## Examples\n\nA small file: the rest is defaults.\n\n```toml\n{dumps_toml(_SMALL_EXAMPLE)}```\n\n"
                  "Every key, as `logferry config show` prints it for a file with some paths and two sinks "
                  "(here without the options each sink takes from its defaults, which it adds too):\n\n"
@@ -280,7 +316,7 @@ _REFERENCE_HEAD = """\
 # Configuration reference
 
 <!-- Generated from logferry.settings.OPTIONS: do not edit by hand, run
-     `logferry config reference > docs/configuration.md`. A test fails when they differ. -->
+     `logferry config reference --no-plugins > docs/configuration.md`. A test fails when they differ. -->
 
 logferry reads its settings from a TOML file given with `-c FILE` (`logferry run -c FILE`).
 Every key has a default, so a file holds only what differs; command-line flags override the file.
@@ -299,7 +335,8 @@ flags of `logferry run` too (`PATTERN…`, `--sink`, `--state-dir`, `--exclude`,
 and the defaults of those not given (as the sink's plugin reports them), as TOML that
 `config check` accepts; sink URL passwords and sink options that look like secrets (`password`,
 `token`, `secret`, `key`, `authorization`, HTTP `headers`) are shown as `"***"`.
-`logferry config reference` prints this page.
+`logferry config reference` prints this page, with the keys of the `[plugins.NAME]` tables of the
+plugins installed (`--no-plugins`: without them).
 
 ## Values
 
@@ -325,6 +362,42 @@ and the defaults of those not given (as the sink's plugin reports them), as TOML
   url = "http://${INGEST_HOST}:8080/ingest"
   headers = { Authorization = "Bearer ${INGEST_TOKEN}" }
   ```
+
+"""
+
+_REFERENCE_FILES = """\
+## `[[sources.files]]`
+
+Groups of files with settings of their own, beside (and before) `[sources] paths`: a file that
+several tables (or a table and `paths`) match belongs to the first table. Each table takes:
+
+| key | type | default | meaning |
+|---|---|---|---|
+| `paths` | list of strings | (required) | Paths or glob patterns (`**` allowed) of its files. |
+| `exclude` | list of strings | `[]` | Glob patterns it leaves out (`[sources] exclude` applies too). |
+| `encoding` | encoding | `[sources] encoding` | How its files' bytes are text. |
+| `fields` | table | `{}` | Static fields on each of its records (as the `fields` processor adds). |
+| `processors` | array of tables | `[]` | Processors (as `[[processors]]`) its records go through first, before the `[[processors]]`. |
+| `name` | string | `"[[sources.files]] #N"` | How logs and `logferry sources` name it. |
+
+**Encodings**: any text encoding of Python's codecs: `"utf-8"` (the default), `"utf-16"` (its byte
+order from the byte-order mark, little-endian without one), `"utf-16-le"`, `"utf-16-be"`,
+`"utf-32"`, `"latin-1"`, `"cp1252"`, `"shift_jis"`, `"cp932"`, `"euc-jp"`, `"gbk"`, `"big5"`,
+`"euc-kr"`… Lines end at `"\\n"` in the file's encoding (`0A 00` in UTF-16LE, found only at even
+offsets); offsets and line ids stay byte offsets in the file; a byte-order mark at the head of a file
+is never shipped (a UTF-8 one neither, whatever the encoding says); output (raw or JSON) is UTF-8; a
+byte sequence the encoding cannot read becomes U+FFFD in its line. Files in an encoding other than
+UTF-8 go through the processing stage, where each line is decoded.
+
+```toml
+[[sources.files]]
+paths = ["/srv/legacy/*.log"]
+encoding = "latin-1"
+fields = { app = "legacy" }
+
+[[sources.files.processors]]
+type = "logfmt"
+```
 
 """
 
@@ -403,6 +476,18 @@ pattern = "^debug$"
 url = "file:/var/log/errors.log"
 match = { level = "^(error|fatal)$" }
 ```
+
+"""
+
+_REFERENCE_PLUGINS = """\
+## `[plugins.NAME]`
+
+A plugin's own settings: the keys of a `[plugins.NAME]` table are the ones its plugin declares, and
+they are checked as the core's are (an unknown key, a bad value, or a table no installed plugin
+declares is an error naming the file and the key). A plugin may be active only when its table is
+there: `[plugins.kubernetes]` (the `logferry-kubernetes` distribution) follows the containers' logs
+of a node, with no `[sources] paths` needed. `logferry config reference` lists the keys of the
+plugins installed; `logferry config show` prints each table with its defaults.
 
 """
 

@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..engine import own_outputs, patterns_of
+from ..engine import own_outputs, sources_of
 from ..files.discovery import lineage_of, match_heads, saved_record, starts_at_tail
 from ..files.identity import FingerprintIndex, Key
 from ..files.listing import COMPRESSED, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
 from ..files.record import LIVE, FileRecord
 from ..plugins import PluginHost
-from ..settings import Settings
+from ..settings import PLAIN, Settings, Source
 from ..state.checkpoints import DB_NAME, read_records
 from .config import effective_sinks
 
@@ -52,6 +52,8 @@ class FileView:
     file_id: str | None  # of its saved record (None: a new one is made)
     checkpoint_path: str | None  # where the saved record was taken (for a copy: the original)
     note: str | None = None  # e.g. why a saved record is not used
+    source: str = ""  # the name of the source it belongs to (the first that matches it)
+    encoding: str = "utf-8"
 
 
 @dataclass
@@ -90,9 +92,11 @@ class SourcesView:
 def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
     """What a run of ``settings`` would follow now, from where, and what it leaves out (blocking I/O:
     call it off any event loop)."""
-    patterns = patterns_of(host, settings)
+    settings = host.configure(settings)
+    sources = sources_of(host, settings)
+    patterns = list(dict.fromkeys(pattern for source in sources for pattern in source.paths))
     sinks = [host.make_sink(spec.url, spec.options, settings) for spec in effective_sinks(settings)]  # never started
-    listing = survey(patterns, settings.exclude, own_outputs(sinks))
+    listing = survey(sources, settings.exclude, own_outputs(sinks))
     saved = read_records(settings.state_dir)
     records = saved or []
     known: dict[Key, list[FileRecord]] = {}
@@ -111,7 +115,7 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
     for f in files:  # as Discovery._match_inodes and _confirm
         match = saved_record(f, known.get(f.key, []))
         if match is not None and f.guards.get(match.offset) == match.guard:
-            views.append(_view(f, match.offset, CHECKPOINT, match.lineage, match))
+            views.append(_view(f, sources, match.offset, CHECKPOINT, match.lineage, match))
             claimed.add(id(match))
         elif match is not None or any(r.state == LIVE for r in known.get(f.key, ())):
             new.append((f, "truncated or rewritten since its checkpoint: read from its start"))
@@ -124,7 +128,7 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
     for f, _ in new:
         if id(f) in copies:
             record = copies[id(f)]
-            views.append(_view(f, record.offset, COPY, record.lineage, record))
+            views.append(_view(f, sources, record.offset, COPY, record.lineage, record))
             claimed.add(id(record))
     new = [(f, note) for f, note in new if id(f) not in copies]
     roots = {r.lineage for r in records} | {f.path for f, _ in new}
@@ -133,7 +137,8 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
                                                         settings.max_line_bytes + 1))}
     for f, note in new:
         offset = (tail_of.get(f.key) or (0, b""))[0]
-        views.append(_view(f, offset, TAIL if f.key in tail_of else HEAD, lineage_of(f.path, roots), None, note))
+        views.append(_view(f, sources, offset, TAIL if f.key in tail_of else HEAD, lineage_of(f.path, roots), None,
+                           note))
     views.sort(key=lambda v: (v.log, v.path != v.log, v.path))
     return SourcesView(
         str(settings.state_dir), str(Path(settings.state_dir) / DB_NAME) if saved is not None else None, len(records),
@@ -143,11 +148,12 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
     )
 
 
-def _view(f: Found, offset: int, start: str, log: str, record: FileRecord | None, note: str | None = None
-          ) -> FileView:
+def _view(f: Found, sources: Sequence[Source], offset: int, start: str, log: str, record: FileRecord | None,
+          note: str | None = None) -> FileView:
+    source = sources[f.group]
     return FileView(f.path, list(f.paths), log, f.key[0], f.key[1], len(f.head), f.size, offset,
                     max(0, f.size - offset), start, record.file_id if record else None,
-                    record.path if record else None, note)
+                    record.path if record else None, note, source.name, source.encoding)
 
 
 def _unique(left_out: list[LeftOut]) -> list[LeftOut]:
@@ -172,11 +178,14 @@ def print_human(view: SourcesView, out: TextIO = sys.stdout) -> None:
     out.writelines(f"pattern {p.pattern}: " + (f"warning: {p.warning}" if p.warning else _count(p.files, "file")) + "\n" for p in view.patterns)
     out.write(f"\nfollowed: {_count(len(view.files), 'file')}\n")
     if view.files:
-        rows = [("PATH", "LOG", "DEV:INODE", "FP", "SIZE", "OFFSET", "UNSHIPPED", "START")]
+        # Which source a file belongs to, once there is more than the plain patterns to tell apart.
+        sources = {(v.source, v.encoding) for v in view.files} != {(PLAIN, "utf-8")}
+        rows = [("PATH", "LOG", "DEV:INODE", "FP", "SIZE", "OFFSET", "UNSHIPPED", "START", *["SOURCE"] * sources)]
         for v in view.files:
             start = f"copy of {v.checkpoint_path}" if v.start == COPY else v.start
+            source = v.source + (f" ({v.encoding})" if v.encoding != "utf-8" else "")
             rows.append((v.path, v.log, f"{v.dev}:{v.inode}", str(v.fingerprint_length), str(v.size), str(v.offset),
-                         str(v.unshipped), start + (f" ({v.note})" if v.note else "")))
+                         str(v.unshipped), start + (f" ({v.note})" if v.note else ""), *[source] * sources))
         _table(rows, out, right=frozenset({3, 4, 5, 6}))
     out.write(f"\nleft out: {_count(len(view.left_out), 'path')}\n")
     if view.left_out:

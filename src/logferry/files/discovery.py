@@ -29,7 +29,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -39,7 +39,7 @@ from .record import DONE, GONE, LIVE, FileRecord, new_file_id
 from .tailer import HEAD_KEPT, Tailer, Wiring
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..settings import Settings, Source
 
 log = logging.getLogger("logferry.discovery")
 
@@ -93,9 +93,10 @@ class Pending:
 class Discovery:
     """Owns the set of followed files and the scans that keep it up to date."""
 
-    def __init__(self, wiring: Wiring, patterns: list[str], outputs: frozenset[str] = frozenset()) -> None:
+    def __init__(self, wiring: Wiring, sources: Sequence[Source], outputs: frozenset[str] = frozenset()) -> None:
         self.wiring = wiring
-        self.patterns = patterns
+        self.sources = sources  # a file belongs to the first that matches it (Found.group)
+        self.patterns = list(dict.fromkeys(pattern for source in sources for pattern in source.paths))
         self.outputs = outputs  # files the sinks write: never followed
         self.ready = asyncio.Event()  # the first scan is done and its files are being followed
         self.tracked: dict[Key, Tailer] = {}
@@ -193,7 +194,7 @@ class Discovery:
         announced = self._want_scan
         self._want_scan = self._want_recheck = False
         settings = self.wiring.settings
-        listing = await self.wiring.blocking(survey, self.patterns, settings.exclude, self.outputs)
+        listing = await self.wiring.blocking(survey, self.sources, settings.exclude, self.outputs)
         found = listing.found
         self._warn_unmatched(listing)
         self.scans += 1
@@ -462,7 +463,7 @@ class Discovery:
         async for f, record in _sliced(resumed):
             self._unknow(record)
             record.key, record.path, record.state, record.seen = f.key, f.path, LIVE, now
-            starts.append((f, Tailer(wiring, self, record, f.path, f.head, f.mtime)))
+            starts.append((f, self._tailer(record, f)))
         from_tail = [f for f in new if self._starts_at_tail(f)]
         offsets = await wiring.blocking(tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
         tail_of = {f.key: t for f, t in zip(from_tail, offsets)}
@@ -476,7 +477,7 @@ class Discovery:
                                 lineage_of(f.path, roots), LIVE, now, root=f.root, origin=origin,
                                 id_base=line_id_base(origin, f.head, wiring.policy.max_line))
             fresh.append(record)
-            starts.append((f, Tailer(wiring, self, record, f.path, f.head, f.mtime)))
+            starts.append((f, self._tailer(record, f)))
         await wiring.checkpoints.persist(fresh)
         crowded = wiring.descriptors.crowded(len(starts))
         inactive = time.time() - settings.close_inactive
@@ -487,6 +488,9 @@ class Discovery:
         starts.sort(key=lambda s: _age(s[1]))
         async for _, tailer in _sliced(starts):
             self._follow(tailer)
+
+    def _tailer(self, record: FileRecord, f: Found) -> Tailer:
+        return Tailer(self.wiring, self, record, f.path, f.head, f.mtime, f.group, self.sources[f.group].encoding)
 
     def _origin(self, f: Found) -> str:
         """Where a new record's line ids derive from: the file's root, unless saved records of the same
@@ -561,7 +565,7 @@ class Discovery:
                     log.info("%s is a copy of %s made before its last %d bytes were written: nothing in it is "
                              "unread", f.path, original.path, original.pos - at)
                 self._drop_pending(f.key)
-                copy = Tailer(self.wiring, self, record, f.path, f.head, f.mtime)
+                copy = Tailer(self.wiring, self, record, f.path, f.head, f.mtime, original.group, original.encoding)
                 copy.pos, copy.guard = at, guard  # past what is in flight, which the record reaches once acknowledged
                 copy.superseded = True  # a rotated file: drained at its end
                 self._follow(copy)

@@ -11,8 +11,9 @@ import glob
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .identity import (
     EMPTY_GUARD,
@@ -26,6 +27,9 @@ from .identity import (
     open_readonly,
     read_head,
 )
+
+if TYPE_CHECKING:
+    from ..settings import Source
 
 
 @dataclass(slots=True)
@@ -41,6 +45,7 @@ class Found:
     guards: dict[int, bytes | None] = field(default_factory=dict)  # offset → guard there (see inspect)
     compression: str | None = None  # "gzip", …: a compressed file, never shipped as text (see inspect)
     root: str = ""  # identity.file_root (see inspect)
+    group: int = 0  # the index of the first source that matches it
 
 
 # Why a path a pattern matched is not followed: a run skips it, ``logferry sources`` shows the reason.
@@ -72,8 +77,9 @@ class Listing:
     followed: dict[str, int]
 
 
-def survey(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[str] = frozenset()) -> Listing:
-    """Expand the patterns into the regular files they match, by identity (runs on a worker thread).
+def survey(sources: Sequence[Source], excludes: Iterable[str], outputs: frozenset[str] = frozenset()) -> Listing:
+    """Expand the sources' patterns into the regular files they match, by identity (runs on a worker
+    thread); a file belongs to the first source that matches it.
 
     ``outputs`` are the paths of files logferry's own sinks write: following one would ship every
     line again and again. They are recognised by identity, whatever name or link leads to them.
@@ -88,10 +94,11 @@ def survey(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[
             own.add(key_of(os.stat(output)))
         except OSError:
             pass
-    for pattern in patterns:
-        followed[pattern] = 0
+    for group, pattern, leave_out in [(n, pattern, [*excludes, *source.exclude])
+                                      for n, source in enumerate(sources) for pattern in source.paths]:
+        followed.setdefault(pattern, 0)
         for path in sorted(glob.iglob(os.path.expanduser(pattern), recursive=True)):
-            excluded_by = _excluded(path, excludes)
+            excluded_by = _excluded(path, leave_out)
             if excluded_by is not None:
                 left_out.append(LeftOut(path, pattern, EXCLUDED, excluded_by))
                 continue
@@ -114,7 +121,7 @@ def survey(patterns: Iterable[str], excludes: Iterable[str], outputs: frozenset[
             followed[pattern] += 1
             seen = found.get(key)
             if seen is None:
-                found[key] = Found(path, key, st.st_size, st.st_mtime, (path,))
+                found[key] = Found(path, key, st.st_size, st.st_mtime, (path,), group=group)
             elif path not in seen.paths:
                 seen.paths += (path,)
     return Listing(found, left_out, followed)

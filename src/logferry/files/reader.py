@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from .identity import FP_MAX, GUARD, MAGIC_MAX, compression, digest, guard_of
+from .text import UTF8, Text, text_of
 
 READ_SIZE = 4 << 20  # the most a catch-up read takes (see read_size_for)
 MIN_READ_SIZE = 1 << 20
@@ -104,6 +105,7 @@ class Step:
     head: bytes | None = None  # the file's head, when its fingerprint is still growing
     compressed: str | None = None  # the file turned out to be compressed ("gzip", …): nothing is cut
     read: int = 0  # bytes read into memory for it
+    text: Text | None = None  # how its bytes are text, once its head told (see Read.text)
 
 
 @dataclass(slots=True)
@@ -128,7 +130,9 @@ class Read:
 
     ``discarding``: inside a long line whose rest is dropped by policy; ``fp_length``: how much of the
     file's head its fingerprint covers so far; ``final``: the file is rotated away or deleted, drained
-    and quiet, so an unterminated last line is shipped with a newline added.
+    and quiet, so an unterminated last line is shipped with a newline added; ``text``: how its
+    bytes are text, None while the head must tell (a UTF-16 file's byte order): then the reader
+    looks at the head in ``encoding`` and says in ``Step.text``.
     """
 
     fd: int
@@ -138,6 +142,8 @@ class Read:
     policy: LinePolicy
     fp_length: int
     final: bool = False
+    text: Text | None = UTF8
+    encoding: str = "utf-8"
 
 
 def read_step(read: Read) -> Step:
@@ -160,6 +166,11 @@ def read_step(read: Read) -> Step:
     available = st.st_size - pos
     if available == 0:
         return step
+    text = read.text
+    if text is None:
+        text = step.text = text_of(read.encoding, os.pread(fd, 4, 0))
+        if text is None:  # shorter than a byte-order mark: wait for more
+            return step
     before = min(pos, GUARD)
     want = min(available, policy.chunk)
     step.read = before + want
@@ -172,7 +183,10 @@ def read_step(read: Read) -> Step:
     if n < before or digest(buf[:before]) != guard:
         step.truncated = True
     else:
-        _cut(step, buf, n, before, pos, policy, read.final)
+        if text.newline == b"\n":
+            _cut(step, buf, n, before, pos, policy, read.final, text.bom)
+        else:
+            _cut_framed(step, buf, n, before, pos, policy, read.final, text)
         for piece in step.pieces:
             at = piece.start - pos + before
             piece.prefix = bytes(buf[max(0, at - GUARD):at])
@@ -186,10 +200,27 @@ def read_step(read: Read) -> Step:
     return step
 
 
-def _cut(step: Step, buf: bytes | bytearray, n: int, before: int, pos: int, policy: LinePolicy, final: bool) -> None:
+def _skip_bom(buf: bytes | bytearray, n: int, pos: int, bom: bytes, final: bool) -> int | None:
+    """How many bytes of a byte-order mark ``buf[:n]`` starts with at the file's head (they are
+    never shipped); None: too few bytes yet to tell."""
+    if pos or not bom:
+        return 0
+    if buf.startswith(bom, 0, n):
+        return len(bom)
+    if n < len(bom) and bom.startswith(bytes(buf[:n])) and not final:
+        return None
+    return 0
+
+
+def _cut(step: Step, buf: bytes | bytearray, n: int, before: int, pos: int, policy: LinePolicy, final: bool,
+         bom: bytes = b"") -> None:
     """Split ``buf[before:n]`` (file bytes from ``pos``) into pieces; set ``partial``/``discarding``."""
     view = memoryview(buf)
-    p = before  # index in buf of the first byte not yet accounted for
+    skip = _skip_bom(buf, n, pos, bom, final)
+    if skip is None:
+        step.partial = n
+        return
+    p = before + skip  # index in buf of the first byte not yet accounted for
     if step.discarding:
         nl = buf.find(b"\n", p, n)
         stop = n if nl < 0 else nl + 1
@@ -276,3 +307,74 @@ def _long_line(
         step.pieces.append(Piece(bytes(view[q:q + m]) + b"\n", at, at + m, guard_of(buf, q + m), cut=True))
         q += m
     return q  # the last piece, with the line's own newline, joins the following lines
+
+
+def _cut_framed(step: Step, buf: bytes | bytearray, n: int, before: int, pos: int, policy: LinePolicy, final: bool,
+                text: Text) -> None:
+    """:func:`_cut` for a newline other than ``b"\\n"`` (UTF-16, UTF-32, EBCDIC): the same pieces, found
+    line by line (files in these encodings are rare; the UTF-8 path stays free of this loop)."""
+    nl, w = text.newline, len(text.newline)
+    view = memoryview(buf)
+    skip = _skip_bom(buf, n, pos, text.bom, final)
+    if skip is None:
+        step.partial = n
+        return
+    base = pos - before  # the file offset of buf[0]
+    m = max(w, policy.max_line - policy.max_line % w)  # cuts stay on character boundaries
+
+    def find(start: int) -> int:
+        """The next newline at or after ``start`` that begins a character, or -1."""
+        i = buf.find(nl, start, n)
+        while i >= 0 and (base + i) % w:
+            i = buf.find(nl, i + 1, n)
+        return i
+
+    def cut(start: int, stop: int) -> Piece:  # a piece of a long line, with a newline added
+        return Piece(bytes(view[start:stop]) + nl, base + start, base + stop, guard_of(buf, stop), cut=True)
+
+    def dropped(start: int, stop: int) -> Piece:
+        return Piece(b"", base + start, base + stop, guard_of(buf, stop), dropped=stop - start)
+
+    p = before + skip
+    if step.discarding:
+        i = find(p)
+        stop = n if i < 0 else i + w
+        step.pieces.append(dropped(p, stop))
+        step.discarding, p = i < 0, stop
+    run, lines = p, 0
+    while (i := find(p)) >= 0:
+        if i - p <= m:
+            lines, p = lines + 1, i + w
+            continue
+        if run < p:
+            step.pieces.append(Piece(view[run:p], base + run, base + p, guard_of(buf, p), lines=lines))
+        if policy.long_lines == "skip":
+            step.pieces.append(dropped(p, i + w))
+        else:
+            step.pieces.append(cut(p, p + m))
+            if policy.long_lines == "truncate":
+                step.pieces.append(dropped(p + m, i + w))
+            else:
+                q = p + m
+                while i - q > m:
+                    step.pieces.append(cut(q, q + m))
+                    q += m
+                step.pieces.append(Piece(view[q:i + w], base + q, base + i + w, guard_of(buf, i + w)))
+        run, lines, p = i + w, 0, i + w
+    if run < p:
+        step.pieces.append(Piece(view[run:p], base + run, base + p, guard_of(buf, p), lines=lines))
+    while n - p > m and not step.discarding:  # an unterminated line already longer than max_line
+        if policy.long_lines == "split":
+            step.pieces.append(cut(p, p + m))
+            p += m
+            continue
+        if policy.long_lines == "truncate":
+            step.pieces.append(cut(p, p + m))
+            p += m
+        step.pieces.append(dropped(p, n))
+        step.discarding, p = True, n
+    end = n - (n - p) % w  # a final line ends on a character boundary
+    if final and end > p and not step.discarding:
+        step.pieces.append(Piece(bytes(view[p:end]) + nl, base + p, base + end, guard_of(buf, end)))
+        p = end
+    step.partial = n - p

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from .identity import GUARD, Fingerprint, Key, digest
 from .reader import Lease
+from .text import UTF8, Text
 
 LIVE, DONE, GONE = "live", "done", "gone"
 """Record states: being followed; drained and closed (rotated away or deleted); vanished unread."""
@@ -61,16 +62,19 @@ class FileOffset:
     batch (see ``logferry.delivery.pipeline.Position``). Acknowledged, it moves the record's offset
     and guard there, frees the read buffer the batch viewed, and tells the checkpoints."""
 
-    __slots__ = ("_checkpoints", "_lease", "end", "guard", "more", "nbytes", "prefix", "record")
+    __slots__ = ("_checkpoints", "_lease", "end", "group", "guard", "more", "nbytes", "prefix", "record", "text")
 
     def __init__(self, record: FileRecord, end: int, guard: bytes, nbytes: int, lease: Lease | None,
-                 checkpoints: Checkpoints, prefix: bytes = b"", more: bool = False) -> None:
+                 checkpoints: Checkpoints, prefix: bytes = b"", more: bool = False, group: int = 0,
+                 text: Text | None = UTF8) -> None:
         self.record, self.end, self.guard, self.nbytes = record, end, guard, nbytes
         self._lease, self._checkpoints = lease, checkpoints
         self.prefix = prefix  # the file's bytes just before the batch (at most GUARD): see before()
         self.more = more
         """The file held complete lines after this batch when it was read: more batches follow at
         once (a reader catching up, or waiting for the budget), so the file is not quiet."""
+        self.group = group  # the index of the file's source among the run's: its own processors
+        self.text = text or UTF8  # how the batch's bytes are text: the processing stage decodes them
 
     @property
     def source(self) -> Hashable:
@@ -91,7 +95,7 @@ class FileOffset:
         guard = digest((self.prefix + bytes(data[max(0, k - GUARD):k]))[-GUARD:])
         part = min(self.nbytes, k)
         self.nbytes -= part
-        return FileOffset(self.record, offset, guard, part, None, self._checkpoints)
+        return FileOffset(self.record, offset, guard, part, None, self._checkpoints, group=self.group, text=self.text)
 
     def release_buffer(self) -> None:
         """The batch's bytes were copied: the read buffer they viewed may be reused now."""

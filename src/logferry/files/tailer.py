@@ -30,6 +30,7 @@ from .losses import Losses
 from .poller import Pollable
 from .reader import LinePolicy, Read, Step, read_step
 from .record import DONE, Checkpoints, FileOffset, FileRecord, new_file_id
+from .text import text_of
 
 log = logging.getLogger("logferry.tailer")
 SMALL_READ = 64 << 10  # the least a read reserves of the in-flight budget
@@ -151,15 +152,17 @@ class Tailer:
 
     __slots__ = (  # thousands of them: no __dict__ each
         "__weakref__", "_at_end", "_drained", "_is_drained", "_polled", "_saved_fp_length", "_waiter", "_woken",
-        "after", "deleted", "discarding", "fd", "finder", "fp", "guard", "head", "key", "last_growth", "looked", "mtime",
-        "orphaned", "path", "phase", "pos", "read_bytes", "record", "reserved", "shipped", "size", "superseded",
-        "wiring",
+        "after", "deleted", "discarding", "encoding", "fd", "finder", "fp", "group", "guard", "head", "key",
+        "last_growth", "looked", "mtime", "orphaned", "path", "phase", "pos", "read_bytes", "record", "reserved",
+        "shipped", "size", "superseded", "text", "wiring",
     )
 
     def __init__(self, wiring: Wiring, finder: Finder, record: FileRecord, path: str, head: bytes = b"",
-                 mtime: float = 0.0) -> None:
+                 mtime: float = 0.0, group: int = 0, encoding: str = "utf-8") -> None:
         self.wiring = wiring
         self.finder = finder
+        self.group = group  # which of the run's sources it belongs to
+        self.encoding = encoding
         self.phase = Phase.NEW
         self.key: Key = record.key
         self.path = path
@@ -201,6 +204,7 @@ class Tailer:
         self.shipped = record.offset > 0  # has this generation shipped anything?
         self.discarding = False  # inside a long line whose rest is dropped by policy
         self._saved_fp_length = record.fp.length  # the fingerprint the store holds for this record
+        self.text = text_of(self.encoding, self.head)  # None: the reader tells once the head is there
 
     def __repr__(self) -> str:
         facts = "".join(f" {name}" for name in ("superseded", "orphaned", "deleted") if getattr(self, name))
@@ -272,7 +276,8 @@ class Tailer:
         """What the poller needs to read for us: only while we sleep with the file open."""
         if self.fd is None or not self.idle:
             return None
-        return Read(self.fd, self.pos, self.guard, self.discarding, self.wiring.policy, self.fp.length)
+        return Read(self.fd, self.pos, self.guard, self.discarding, self.wiring.policy, self.fp.length, False,
+                    self.text, self.encoding)
 
     def polled(self, step: Step | None) -> None:
         """The poller saw the file change (and read what followed, when it could)."""
@@ -481,7 +486,7 @@ class Tailer:
             started = time.monotonic()
             step = await self.wiring.blocking(
                 read_step, Read(self.fd, self.pos, self.guard, self.discarding, self.wiring.policy, self.fp.length,
-                                final))
+                                final, self.text, self.encoding))
             if self.reserved > step.read:
                 budget.unreserve(self.reserved - step.read)
                 self.reserved = step.read
@@ -491,6 +496,8 @@ class Tailer:
                 self.head = step.head[:HEAD_KEPT]
             else:
                 step.truncated = True  # its first bytes changed: rewritten in place
+        if step.text is not None:
+            self.text = step.text
         if not step.truncated:  # keep the size seen before a truncation: it measures what was lost
             self.size = self.record.size = step.size
             self.discarding = step.discarding
@@ -522,7 +529,7 @@ class Tailer:
             self.read_bytes += size
             self.pos, self.guard = piece.end, piece.guard
             position = FileOffset(record, piece.end, piece.guard, size, piece.lease, wiring.checkpoints, piece.prefix,
-                                  more=step.size > piece.end + step.partial)
+                                  more=step.size > piece.end + step.partial, group=self.group, text=self.text)
             self.reserved -= await wiring.outlet.submit(batch, position, self.reserved)
             if piece.dropped:
                 wiring.losses.add(self.path, "line_too_long", piece.dropped)

@@ -41,11 +41,27 @@ class Position(Protocol):
     def acknowledge(self) -> None: ...
 
 
+class Text(Protocol):
+    """How a file's bytes are text (``logferry.files.text.Text``)."""
+
+    @property
+    def codec(self) -> str: ...
+
+    @property
+    def newline(self) -> bytes: ...
+
+
 class Divisible(Position, Protocol):
     """A position as read from a file: it can stop short, and lets go of its read buffer early."""
 
+    group: int
+    """The index of the file's source among the run's: whose own steps apply to it."""
     more: bool
     """The file had complete lines after this batch when it was read: it is not quiet yet."""
+
+    @property
+    def text(self) -> Text:
+        """How the batch's bytes are text: its lines are decoded with it."""
 
     def before(self, offset: int, data: bytes | memoryview, start: int) -> Position:
         """The position just before the line at ``offset`` of this batch (``data`` from ``start``)."""
@@ -95,6 +111,7 @@ class _File:
 
     processors: list[Processor]
     routes: list[Route | None] | None
+    text: Text
     last: Batch
     """Its last batch's path, id and time, without its lines (a released event is made a batch of its own)."""
     pending: list[Position] = field(default_factory=list)
@@ -106,8 +123,12 @@ class _File:
 class Processing:
     """The tailers' outlet when records are shaped or routed: see the module docstring."""
 
-    def __init__(self, steps: Sequence[Step], routes: Sequence[Route | None], downstream: Downstream) -> None:
+    def __init__(self, steps: Sequence[Step], routes: Sequence[Route | None], downstream: Downstream,
+                 groups: Sequence[Sequence[Step]] = ()) -> None:
+        """``steps``: the ``[[processors]]``; ``groups``: each source's own steps, which run first on
+        its files; ``routes``: each sink's ``match`` (None: it takes every record)."""
         self.steps = list(steps)
+        self.groups = [list(group) for group in groups]
         self.routes = list(routes)
         self.downstream = downstream
         self.unrouted = 0
@@ -124,8 +145,9 @@ class Processing:
         acknowledge; returns what was used of ``reserved`` (see ``Pipeline.submit``)."""
         key = position.source
         self.lines_in += batch.line_count()
-        file = self._files.get(key) or self._open(key, batch)
-        if not file.processors and file.routes is None:  # nothing applies to this file: as without processors
+        file = self._files.get(key) or self._open(key, batch, position)
+        if not file.processors and file.routes is None and file.text.codec == "utf-8":
+            # nothing applies to this file: as without processors
             self._close_if_idle(key, file)
             return await self.downstream.submit(batch, position, reserved)
         file.users += 1
@@ -171,7 +193,7 @@ class Processing:
         """``processors``: each table's tally; ``dropped``/``unparsed``: their sums; ``unrouted``:
         records no sink's ``match`` took; ``held_files``: files with records held back."""
         tallies = [{"type": s.processor.type, "name": s.processor.describe(), **vars(s.processor.tally)}
-                   for s in self.steps]
+                   for s in [*itertools.chain(*self.groups), *self.steps]]
         return {
             "processors": tallies,
             "dropped": sum(t["dropped"] for t in tallies),
@@ -182,13 +204,14 @@ class Processing:
 
     # -- inside -----------------------------------------------------------------------
 
-    def _open(self, key: Hashable, batch: Batch) -> _File:
+    def _open(self, key: Hashable, batch: Batch, position: Divisible) -> _File:
         path = batch.path
-        processors = [s.processor.for_source(path) for s in self.steps if s.applies(path)]
+        own = self.groups[position.group] if position.group < len(self.groups) else []
+        processors = [s.processor.for_source(path) for s in [*own, *self.steps] if s.applies(path)]
         routes = None
         if any(route is not None for route in self.routes):
             routes = [route if route is None or route.wants(path) else _NOWHERE for route in self.routes]
-        file = self._files[key] = _File(processors, routes, _empty(batch))
+        file = self._files[key] = _File(processors, routes, position.text, _empty(batch))
         return file
 
     def _close_if_idle(self, key: Hashable, file: _File) -> None:
@@ -201,7 +224,7 @@ class Processing:
     def _shape(self, file: _File, batch: Batch, position: Divisible
                ) -> tuple[Batch, list[Batch | None] | None, int | None, Position | None]:
         """On the processing thread: the batch's records through the file's processors."""
-        records: Sequence[Record] = list(map(Record, *_lines_of(batch)))
+        records: Sequence[Record] = list(map(Record, *_lines_of(batch, file.text)))
         for processor in file.processors:
             if not records:
                 break
@@ -311,17 +334,35 @@ def _empty(batch: Batch) -> Batch:
     return Batch(batch.path, batch.file_id, batch.end, batch.end, b"", batch.read_at, 0)
 
 
-def _lines_of(batch: Batch) -> tuple[list[int], list[str]]:
+def _lines_of(batch: Batch, text: Text) -> tuple[list[int], list[str]]:
     """Each line's offset and text (without its newline), decoded at once."""
     data = bytes(batch.data)
+    if text.codec != "utf-8":
+        return _decoded(data, batch.offset, text)
     if batch.events is None and data.isascii():  # a character a byte: offsets from the texts' lengths
-        text = data.decode("ascii").split("\n")
-        text.pop()
-        offsets = list(itertools.accumulate(map(len, text), initial=batch.offset))
+        lines = data.decode("ascii").split("\n")
+        lines.pop()
+        offsets = list(itertools.accumulate(map(len, lines), initial=batch.offset))
         offsets.pop()
-        return list(map(operator.add, offsets, itertools.count())), text
-    offsets, lines = batch.split()
-    return offsets, b"\n".join(lines).decode("utf-8", "surrogateescape").split("\n") if lines else []
+        return list(map(operator.add, offsets, itertools.count())), lines
+    offsets, raw = batch.split()
+    return offsets, b"\n".join(raw).decode("utf-8", "surrogateescape").split("\n") if raw else []
+
+
+def _decoded(data: bytes, start: int, text: Text) -> tuple[list[int], list[str]]:
+    """The lines of a file in another encoding, each decoded on its own (a byte the codec cannot
+    read becomes U+FFFD in that line only), at their byte offsets in the file."""
+    nl, width = text.newline, len(text.newline)
+    offsets, lines, at = [], [], 0
+    while at < len(data):
+        end = data.find(nl, at)
+        while end >= 0 and (end - at) % width:  # a newline's bytes across two characters
+            end = data.find(nl, end + 1)
+        end = len(data) - width if end < 0 else end  # (the reader ends every piece with a newline)
+        offsets.append(start + at)
+        lines.append(data[at:end].decode(text.codec, "replace"))
+        at = end + width
+    return offsets, lines
 
 
 class _Nowhere(Route):
