@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from logferry import ConfigError, PluginOption, Source
@@ -14,9 +15,9 @@ from . import PARTIAL_TIMEOUT, layout
 MAX_MESSAGE_BYTES = 1 << 20
 
 OPTIONS = [
-    PluginOption("pods_root", PATH, "/var/log/pods",
+    PluginOption("pods_root", PATH, Path("/var/log/pods"),
                  "Where kubelet writes the containers' logs: <namespace>_<pod>_<uid>/<container>/<restarts>.log."),
-    PluginOption("containers_root", PATH, "/var/lib/docker/containers",
+    PluginOption("containers_root", PATH, Path("/var/lib/docker/containers"),
                  "Where dockerd's json-file driver writes them: <id>/<id>-json.log."),
     PluginOption("include_pods", BOOL, True, "Follow kubelet's logs (pods_root), decoded as CRI lines."),
     PluginOption("include_docker", BOOL, True,

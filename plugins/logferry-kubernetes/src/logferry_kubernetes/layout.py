@@ -21,9 +21,6 @@ import os
 import re
 from collections.abc import Sequence
 
-ROTATION_STAMP = "[0-9]" * 8 + "-" + "[0-9]" * 6
-"""kubelet's rotation suffix (Go layout ``20060102-150405``) as a glob."""
-
 _POD_LOG = re.compile(
     r"(?:^|/)(?P<namespace>[^/_]+)_(?P<pod>[^/_]+)_(?P<pod_uid>[^/_]+)/(?P<container>[^/]+)/"
     r"\d+\.log(?:\.\d{8}-\d{6}(?:\.gz)?)?$")
@@ -39,10 +36,11 @@ def path_fields(path: str) -> dict[str, str]:
 
 
 def pod_globs(root: str, namespaces: Sequence[str], pods: Sequence[str], containers: Sequence[str]) -> list[str]:
-    """The logs (and their uncompressed rotations) of the containers the three lists of globs select."""
+    """The logs (and their rotations) of the containers the three lists of globs select."""
     base = glob.escape(os.fspath(root))
-    dirs = [f"{base}/{ns}_{pod}_*/{container}" for ns in namespaces for pod in pods for container in containers]
-    return [pattern for d in dirs for pattern in (f"{d}/*.log", f"{d}/*.log.{ROTATION_STAMP}")]
+    # One pattern for a log and its rotations (COMPRESSED leaves the others out): a pattern that
+    # matches nothing yet (no rotation so far) is said at every start.
+    return [f"{base}/{ns}_{pod}_*/{container}/*.log*" for ns in namespaces for pod in pods for container in containers]
 
 
 def pod_excludes(root: str, namespaces: Sequence[str], pods: Sequence[str], containers: Sequence[str]) -> list[str]:
@@ -54,9 +52,8 @@ def pod_excludes(root: str, namespaces: Sequence[str], pods: Sequence[str], cont
 
 
 def docker_globs(root: str) -> list[str]:
-    """Docker's json-file logs and their uncompressed rotations (``-json.log.1``, …)."""
-    base = glob.escape(os.fspath(root))
-    return [f"{base}/*/*-json.log", f"{base}/*/*-json.log.[0-9]*"]
+    """Docker's json-file logs and their rotations (``-json.log.1``, …; COMPRESSED leaves the ``.gz`` out)."""
+    return [glob.escape(os.fspath(root)) + "/*/*-json.log*"]
 
 
 COMPRESSED = ["*.gz", "*.tmp"]
