@@ -107,6 +107,7 @@ class Decoder(Processor):
     """A runtime's lines → one record per message (see the module docstring)."""
 
     parse: Callable[[str], Parsed | str] = staticmethod(parse_cri)
+    timeout: float
 
     def __init__(self, max_bytes: int, timeout: float = PARTIAL_TIMEOUT, fields: bool = True,
                  hook: FieldsHook | None = None) -> None:
@@ -118,6 +119,7 @@ class Decoder(Processor):
 
     def reset(self) -> None:
         self._base: dict[str, Any] | None = None
+        self._templates: dict[str | None, dict[str, Any]] = {}  # per stream: the base fields and the stream
         self._open: dict[str, _Open] = {}
         # Records in file order behind the first open message, each with the bytes it counts in
         # _waiting (what is complete but waits: bounded by max_bytes).
@@ -137,37 +139,40 @@ class Decoder(Processor):
         if self._base is None:
             self._base = self._fields_of(self._path)
         out: list[Record] = []
-        parse, opened, tally = self.parse, self._open, self.tally
+        parse, opened, queue, tally = self.parse, self._open, self._queue, self.tally
         for record in records:
             got = parse(record.line)
-            if type(got) is str:
+            if isinstance(got, str):
                 tally.unparsable(got)
                 self._finished(Record(record.offset, record.line, self._fields(record, None, None), record.ts), out)
                 continue
-            ts, stream, partial, text, attrs = got  # type: ignore[misc]
+            ts, stream, partial, text, attrs = got
             if opened:
                 self._expire(ts)
-            joining = opened.get(stream)
-            if joining is not None:
-                if joining.size + len(text) <= self.max_bytes:
-                    joining.parts.append(text)
-                    joining.size += len(text)
-                    joining.last = ts
-                    tally.joined += 1
-                    if not partial:
-                        self._close(stream)
-                        self._release(out)
-                    continue
-                tally.cut += 1  # too long: this chunk begins a record of its own
-                self._close(stream)
-            record = Record(record.offset, text, self._fields(record, stream, attrs), ts)
+                joining = opened.get(stream)
+                if joining is not None:
+                    if joining.size + len(text) <= self.max_bytes:
+                        joining.parts.append(text)
+                        joining.size += len(text)
+                        joining.last = ts
+                        tally.joined += 1
+                        if not partial:
+                            self._close(stream)
+                            self._release(out)
+                        continue
+                    tally.cut += 1  # too long: this chunk begins a record of its own
+                    self._close(stream)
+            made = Record(record.offset, text, self._fields(record, stream, attrs), ts)
             if partial:
-                entry = _Open(record, [text], len(text), ts)
+                entry = _Open(made, [text], len(text), ts)
                 opened[stream] = entry
-                self._queue.append([entry, 0])
+                queue.append([entry, 0])
+            elif queue:
+                self._finished(made, out)
             else:
-                self._finished(record, out)
-            self._release(out)
+                out.append(made)
+            if queue:
+                self._release(out)
         return out
 
     def flush(self) -> Sequence[Record]:
@@ -226,9 +231,10 @@ class Decoder(Processor):
 
     def _fields(self, record: Record, stream: str | None, attrs: dict[str, Any] | None) -> dict[str, Any] | None:
         """The fields of the record made of ``record`` (a new record: the one given is left as it is)."""
-        fields = {**record.fields, **self._base} if record.fields else dict(self._base or ())
-        if stream is not None:
-            fields["stream"] = stream
+        template = self._templates.get(stream)
+        if template is None:
+            template = self._templates[stream] = {**(self._base or {}), **({} if stream is None else {"stream": stream})}
+        fields = {**record.fields, **template} if record.fields else dict(template)
         if attrs is not None:
             fields["attrs"] = attrs
         return fields or None

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 _POD_LOG = re.compile(
     r"(?:^|/)(?P<namespace>[^/_]+)_(?P<pod>[^/_]+)_(?P<pod_uid>[^/_]+)/(?P<container>[^/]+)/"
-    r"\d+\.log(?:\.\d{8}-\d{6}(?:\.gz)?)?$")
-_DOCKER_LOG = re.compile(r"(?:^|/)(?P<container_id>[^/]+)/(?P=container_id)-json\.log(?:\.\d+(?:\.gz)?)?$")
+    r"\d+\.log(?:\.\d{8}-\d{6}(?:\.gz)?)?$", re.ASCII)
+_DOCKER_LOG = re.compile(r"(?:^|/)(?P<container_id>[^/]+)/(?P=container_id)-json\.log(?:\.\d+(?:\.gz)?)?$", re.ASCII)
 
 
 def path_fields(path: str) -> dict[str, str]:
