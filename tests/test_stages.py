@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from logferry import Batch, Settings
+from logferry import Batch, Settings, Source
 from logferry.files.descriptors import Descriptors
 from logferry.files.discovery import Discovery
 from logferry.files.identity import EMPTY_GUARD, Fingerprint, guard_of, key_of
@@ -266,7 +266,7 @@ def test_discovery_saves_new_files_records_before_starting_them_oldest_first(tmp
 
     async def main() -> tuple[Discovery, Wiring]:
         w = wiring(tmp_path)
-        discovery = Discovery(w, [str(tmp_path / "*.log*")])
+        discovery = Discovery(w, [Source([str(tmp_path / "*.log*")])])
         await discovery.scan()
         return discovery, w
 
@@ -287,7 +287,7 @@ def test_discovery_resumes_a_saved_file_at_its_offset_and_follows_a_rename_with_
 
     async def main() -> tuple[Tailer, list[Tailer], list[tuple[str, Tailer]]]:
         first = wiring(tmp_path)
-        seed = Discovery(first, [str(tmp_path / "*.log*")])
+        seed = Discovery(first, [Source([str(tmp_path / "*.log*")])])
         await seed.scan()
         saved = first.crew.started[0].record
         saved.offset = 8  # as if "shipped\n" had been acknowledged and saved
@@ -295,7 +295,7 @@ def test_discovery_resumes_a_saved_file_at_its_offset_and_follows_a_rename_with_
         saved.guard = guard_of(log.read_bytes(), 8)
 
         w = wiring(tmp_path)
-        discovery = Discovery(w, [str(tmp_path / "*.log*")])
+        discovery = Discovery(w, [Source([str(tmp_path / "*.log*")])])
         discovery.load([saved])
         await discovery.scan()
         tailer = w.crew.started[0]

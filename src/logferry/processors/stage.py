@@ -352,7 +352,13 @@ def _lines_of(batch: Batch, text: Text) -> tuple[list[int], list[str]]:
 def _decoded(data: bytes, start: int, text: Text) -> tuple[list[int], list[str]]:
     """The lines of a file in another encoding, each decoded on its own (a byte the codec cannot
     read becomes U+FFFD in that line only), at their byte offsets in the file."""
-    nl, width = text.newline, len(text.newline)
+    nl, width, codec = text.newline, len(text.newline), text.codec
+    if width == 1:  # latin-1, Shift_JIS, GBK…: a newline byte is always a newline
+        raw = data.split(nl)
+        raw.pop()  # data ends with a newline
+        offsets = list(map(operator.add, itertools.accumulate(map(len, raw), initial=start), itertools.count()))
+        offsets.pop()
+        return offsets, [line.decode(codec, "replace") for line in raw]
     offsets, lines, at = [], [], 0
     while at < len(data):
         end = data.find(nl, at)
@@ -360,7 +366,7 @@ def _decoded(data: bytes, start: int, text: Text) -> tuple[list[int], list[str]]
             end = data.find(nl, end + 1)
         end = len(data) - width if end < 0 else end  # (the reader ends every piece with a newline)
         offsets.append(start + at)
-        lines.append(data[at:end].decode(text.codec, "replace"))
+        lines.append(data[at:end].decode(codec, "replace"))
         at = end + width
     return offsets, lines
 
