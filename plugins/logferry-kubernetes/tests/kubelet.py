@@ -22,7 +22,8 @@ After ``--restart-at`` messages the container restarts: the runtime closes ``<n>
 ``<n+1>.log``; kubelet rotates only the running container's log.
 
 CONTROL_DIR: ``pause`` (a file) holds rotations back while it exists; ``rotate`` asks for one
-rotation now (removed when done); ``status.json`` is rewritten after each rotation
+rotation now (removed when done); ``finish`` lets it end once every message is written (until
+then it goes on rotating when asked); ``status.json`` is rewritten after each rotation
 (``rotations``, and ``rotated_up_to``: per restart and stream, the last message in a file the
 runtime no longer writes); ``truth.json`` (every message per restart and stream, in order) and
 ``done`` are written at the end.
@@ -152,7 +153,8 @@ def main() -> None:
         os.replace(tmp, status)
 
     write_status()
-    while written < args.messages or not idle():
+    finish = args.control / "finish"
+    while written < args.messages or not idle() or not finish.exists():
         if idle() and args.restart_at and written >= args.restart_at and runtime.restarts == 0:
             runtime.restart()
             truth[runtime.restarts] = {"stdout": [], "stderr": []}
@@ -181,6 +183,8 @@ def main() -> None:
         ahead = chunks / args.rate - (time.monotonic() - start)
         if ahead > 0:
             time.sleep(ahead)
+        elif not busy:  # every message written: waiting for ``finish``, still rotating when asked
+            time.sleep(0.01)
     (args.control / "truth.json").write_text(json.dumps(truth))
     (args.control / "done").write_text(str(kubelet.rotations))
     os.close(runtime.fd)

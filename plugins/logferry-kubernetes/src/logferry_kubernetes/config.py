@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from logferry import ConfigError, PluginOption, Source
-from logferry.settings import BOOL, DURATION, PATH, SIZE, STR_LIST, ProcessorSpec
+from logferry import ConfigError, PluginOption, ProcessorSpec, Source
+from logferry.settings import BOOL, DURATION, PATH, SIZE, STR_LIST
 
 from . import PARTIAL_TIMEOUT, layout
 

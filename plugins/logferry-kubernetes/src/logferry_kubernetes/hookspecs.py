@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pluggy
-
-hookspec = pluggy.HookspecMarker("logferry")
+from logferry import hookspec
 
 
 @hookspec
