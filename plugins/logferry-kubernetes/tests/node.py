@@ -52,7 +52,7 @@ class Node:
 
     def run_once(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*LOGFERRY, "run", "-c", str(self.config), "--once", *args], capture_output=True,
-                              text=True, timeout=120, env={**os.environ, **(env or {})})
+                              text=True, check=False, timeout=120, env={**os.environ, **(env or {})})
 
     def follow(self, log: Path) -> subprocess.Popen[str]:
         """``logferry run`` in follow mode, its stderr appended to ``log``."""

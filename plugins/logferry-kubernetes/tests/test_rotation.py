@@ -86,7 +86,8 @@ def _run_rotations_with_a_restart_of_logferry(tmp_path: Path, sig: int, rotation
         for _ in range(rotations_while_down):
             rotations = _status(control)["rotations"]
             (control / "rotate").touch()
-            wait_until(lambda: _status(control)["rotations"] > rotations, what="a rotation while logferry is down")
+            wait_until(lambda before=rotations: _status(control)["rotations"] > before,
+                       what="a rotation while logferry is down")
         logferry = node.follow(errors)
         # Rotating on before it has read what was rotated while it was down would compress that.
         wait_until(lambda: _rotated_is_shipped(node, control), what="the restarted logferry to ship the rotations")
@@ -150,7 +151,7 @@ def test_rotations_under_a_writer_survive_a_kill_nothing_lost_duplicates_only_re
                          "read for what was not shipped) and the plugin no longer leaves *.gz out")
 def test_two_rotations_while_logferry_is_down_lose_nothing_the_compressed_one_included(tmp_path: Path) -> None:
     """The first rotation while it is down renames the partly shipped 0.log, the second compresses it."""
-    node, truth, errors = _run_rotations_with_a_restart_of_logferry(tmp_path, signal.SIGTERM, rotations_while_down=2)
+    node, truth, _ = _run_rotations_with_a_restart_of_logferry(tmp_path, signal.SIGTERM, rotations_while_down=2)
     got, records = _messages(node)
     _check_fields(records)
     for (n, stream), items in got.items():

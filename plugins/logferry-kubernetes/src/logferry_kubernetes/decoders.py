@@ -106,7 +106,8 @@ class _Open:
 class Decoder(Processor):
     """A runtime's lines → one record per message (see the module docstring)."""
 
-    parse: Callable[[str], Parsed | str] = staticmethod(parse_cri)
+    parse: Callable[[str], Parsed | str]
+    """The runtime's line → a chunk, or why it is not one (set by the subclasses)."""
     timeout: float
 
     def __init__(self, max_bytes: int, timeout: float = PARTIAL_TIMEOUT, fields: bool = True,
@@ -233,7 +234,10 @@ class Decoder(Processor):
         """The fields of the record made of ``record`` (a new record: the one given is left as it is)."""
         template = self._templates.get(stream)
         if template is None:
-            template = self._templates[stream] = {**(self._base or {}), **({} if stream is None else {"stream": stream})}
+            template = dict(self._base or {})
+            if stream is not None:
+                template["stream"] = stream
+            self._templates[stream] = template
         fields = {**record.fields, **template} if record.fields else dict(template)
         if attrs is not None:
             fields["attrs"] = attrs
@@ -256,7 +260,11 @@ class Decoder(Processor):
                           "with the fields of the path only", path, type(exc).__name__, exc)
                 results = []
             for extra in reversed(results):  # pluggy answers the last registered first: a later plugin wins
-                fields.update(extra)
+                if isinstance(extra, dict):
+                    fields.update(extra)
+                else:
+                    log.error("a logferry_kubernetes_fields hook returned %s for %s, not a dict of fields: "
+                              "ignored", type(extra).__name__, path)
         fields = {("parsed_" + k if k in RESERVED else k): v for k, v in fields.items()}
         if len(self._known) >= 4096:  # rotated and restarted containers' paths pile up
             self._known.clear()

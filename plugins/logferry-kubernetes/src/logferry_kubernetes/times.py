@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Go's RFC3339Nano drops the fraction's trailing zeros (and the dot with them), so it has 0 to 9
 # digits; containerd and CRI-O write the node's local offset, dockerd UTC ("Z").
@@ -39,7 +39,7 @@ def _second(whole: str) -> int:
     second, zone = whole[:19], whole[19:] or "Z"
     if not _SECOND.fullmatch(second) or not _ZONE.fullmatch(zone):
         raise ValueError("not an RFC 3339 time")
-    when = datetime.fromisoformat(second.upper()).replace(tzinfo=timezone.utc)  # validates the ranges
+    when = datetime.fromisoformat(second.upper()).replace(tzinfo=UTC)  # validates the ranges
     offset = 0
     if zone != "Z":
         offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
