@@ -4,7 +4,8 @@ restarted: every message once, in order per container stream, partials joined, f
 The writer is ``kubelet.py``: a container writing numbered messages on stdout and stderr (long ones
 cut into P/F chunks, the two streams' chunks interleaved) through a CRI runtime, and kubelet
 rotating the log when it reaches 32 KiB (rename to ``0.log.<ts>``, reopen, keep 4 files, gzip
-every rotation but the newest), then a container restart (``1.log``).
+every rotation but the newest), then a container restart (``1.log``). Docker's json-file driver
+rotates by its own rules (``-json.log.1``, ``.2``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pytest
 from logferry.testing import stop_process
 
 from .node import UID, Node, stop, wait_until
-from .runtimes import cri
+from .runtimes import cri, docker
 
 KUBELET = str(Path(__file__).with_name("kubelet.py"))
 MESSAGE = re.compile(r"^(stdout|stderr) seq=(\d{6}) ")
@@ -156,3 +158,48 @@ def test_two_rotations_while_logferry_is_down_lose_nothing_the_compressed_one_in
     _check_fields(records)
     for (n, stream), items in got.items():
         assert [line for _, line in items] == truth[str(n)][stream], f"restart {n}, {stream}"
+
+
+def _dockerd(log: Path, messages: int, max_size: int, max_files: int) -> list[str]:
+    """dockerd's json-file driver with ``max-size``/``max-file``: write ``messages`` (every tenth
+    over 16 KiB, so in chunks), rotating as ``loggerutils`` does: remove ``.<max-file - 1>``, shift
+    ``.N`` to ``.N+1``, rename the log to ``.1``, write a new one. Returns the messages."""
+    written = []
+    out = open(log, "ab", buffering=0)  # noqa: SIM115 - reopened at each rotation
+    try:
+        for seq in range(messages):
+            text = f"stdout seq={seq:06d} " + ("d" * 40_000 if seq % 10 == 0 else "d" * (seq % 50))
+            out.write(docker(text.encode() + b"\n"))
+            written.append(text)
+            if log.stat().st_size >= max_size:
+                out.close()
+                Path(f"{log}.{max_files - 1}").unlink(missing_ok=True)
+                for n in range(max_files - 1, 1, -1):
+                    if Path(f"{log}.{n - 1}").exists():
+                        Path(f"{log}.{n - 1}").rename(f"{log}.{n}")
+                log.rename(f"{log}.1")
+                out = open(log, "ab", buffering=0)  # noqa: SIM115
+            time.sleep(0.002)
+    finally:
+        out.close()
+    return written
+
+
+def test_docker_rotations_under_a_writer_lose_nothing_and_join_the_16_KiB_parts(tmp_path: Path) -> None:
+    node = Node(tmp_path, table="include_pods = false")
+    container_id = "c0" * 32
+    log = node.docker_dir(container_id) / f"{container_id}-json.log"
+    log.write_bytes(docker(b"hello\n"))
+    errors = tmp_path / "logferry.log"
+    logferry = node.follow(errors)
+    try:
+        wait_until(lambda: any(r["line"] == "hello" for r in node.records()), what="logferry to ship a first line")
+        written = _dockerd(log, 1500, max_size=256 * 1024, max_files=3)
+        wait_until(lambda: len(node.records()) >= len(written) + 1, timeout=300, what="every message")
+        assert stop(logferry) == 0
+    finally:
+        stop_process(logferry, signal.SIGKILL)
+    records = node.records()
+    assert [r["line"] for r in records] == ["hello", *written]
+    assert all(r["container_id"] == container_id and r["stream"] == "stdout" for r in records)
+    assert "Traceback" not in errors.read_text()
