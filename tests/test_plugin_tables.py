@@ -130,7 +130,7 @@ def test_without_its_table_the_plugin_contributes_nothing(tmp_path: Path, env: d
     ('[plugins.inventory]\nroot = "/x"\nlegacy = "yes"\n', "[plugins.inventory] legacy: expected true or false"),
     ('[plugins.inventory]\nroot = "/x"\nlevel = "trace"\n', "[plugins.inventory] level: expected one of"),
     ('[plugins.invetnory]\nroot = "/x"\n', "unknown table [plugins.invetnory]: no loaded plugin declares it"
-                                           " (declared: inventory)"),
+                                           " (declared: inventory"),  # (and those of the plugins installed)
     ('[plugins]\ninventory = 3\n', "[plugins] must hold one table per plugin"),
 ])
 def test_a_bad_plugin_table_is_an_error_naming_the_file_and_the_key(tmp_path: Path, env: dict[str, str],

@@ -243,7 +243,7 @@ class Engine:
             "cut_lines": sum(self.losses.cut_lines.values()),
             "scans": self.discovery.scans,
             "poll_sweeps": self.poller.sweeps,
-            "read_bytes": totals.read_bytes,
+            "read_bytes": totals.read_bytes if self.processing is None else self.processing.bytes_in,
             "read_lines": totals.read_lines if self.processing is None else self.processing.lines_in,
             "read_batches": totals.read_batches,
             "acked_bytes": totals.acked_bytes,

@@ -61,7 +61,11 @@ class Processor:
 
     def for_source(self, path: str) -> Processor:
         """The processor for one file (``path`` as first seen): a copy of this one sharing its
-        :attr:`tally` for a processor with state; ``self`` for one without (the default)."""
+        :attr:`tally` for a processor with state; ``self`` for one without (the default).
+
+        It is called on the event loop, when a batch of a file arrives that nothing is held for
+        (a file that holds nothing is not remembered between batches): keep it cheap, and leave
+        work that takes time (I/O, a lookup) to the first :meth:`process` call."""
         if type(self).held is Processor.held:
             return self
         clone = copy.copy(self)

@@ -134,6 +134,8 @@ class Processing:
         self.unrouted = 0
         self.lines_in = 0
         """Lines read from the files and handed to the processors."""
+        self.bytes_in = 0
+        """Their bytes, as in the files."""
         self._files: dict[Hashable, _File] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="logferry-process")
         self._flushing: set[asyncio.Task[None]] = set()
@@ -145,6 +147,7 @@ class Processing:
         acknowledge; returns what was used of ``reserved`` (see ``Pipeline.submit``)."""
         key = position.source
         self.lines_in += batch.line_count()
+        self.bytes_in += len(batch.data)
         file = self._files.get(key) or self._open(key, batch, position)
         if not file.processors and file.routes is None and file.text.codec == "utf-8":
             # nothing applies to this file: as without processors
