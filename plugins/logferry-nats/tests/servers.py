@@ -102,9 +102,17 @@ class NatsServer:
             self.proc = None
 
     def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers.
+
+        Returns once every thread has stopped: ``kill`` only queues the signal, and a server
+        thread still running for a moment answers what is sent right after it. ``WNOWAIT`` leaves
+        an exit to be reaped by ``stop``."""
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGSTOP)
+        state = os.waitid(os.P_PID, self.proc.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+        if state is None or state.si_code != os.CLD_STOPPED:
+            raise RuntimeError(f"nats-server {self.name} exited instead of pausing:"
+                               f" {self.log.read_text(errors='replace')[-2000:]}")
 
     def resume(self) -> None:
         assert self.proc is not None
