@@ -147,6 +147,9 @@ class Finder:
     def tailer_done(self, tailer: Tailer) -> None:
         self.done.append(tailer)
 
+    def rescan_soon(self) -> None:
+        pass
+
 
 async def blocking(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)

@@ -4,6 +4,7 @@ kubelet's and Docker's files in tmp_path, records checked field by field."""
 from __future__ import annotations
 
 import gzip
+import os
 import json
 import subprocess
 from pathlib import Path
@@ -31,7 +32,10 @@ def test_a_table_without_paths_ships_pods_and_docker_logs_decoded_with_their_fie
     current = (cri(b"GET / 200\n", clock=clock) + cri(long_line + b"\n", clock=clock)
                + cri(b"oops\n", "stderr", clock))
     (web / "0.log.20240501-095959").write_bytes(rotated)
-    (web / "0.log.20240501-095900.gz").write_bytes(gzip.compress(cri(b"compressed: shipped before\n", clock=clock)))
+    # an older rotation, compressed, never followed: read once, decompressed
+    (web / "0.log.20240501-095900.gz").write_bytes(gzip.compress(cri(b"from the compressed rotation\n", clock=clock)))
+    older = (web / "0.log.20240501-095959").stat().st_mtime - 60  # a log's files are read oldest first (mtime)
+    os.utime(web / "0.log.20240501-095900.gz", (older, older))
     (web / "0.log").write_bytes(current)
     restarted = node.container_dir() / "1.log"
     restarted.write_bytes(cri(b"after the restart\n", clock=clock))
@@ -41,14 +45,16 @@ def test_a_table_without_paths_ships_pods_and_docker_logs_decoded_with_their_fie
 
     run = node.run_once()
     assert run.returncode == 0, run.stderr
-    assert "compressed" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and "WARNING" not in run.stderr, run.stderr
     records = node.records()
     by_line = {r["line"]: r for r in records}
-    assert sorted(by_line) == sorted(["from the rotation", "GET / 200", long_line.decode(), "oops",
+    assert sorted(by_line) == sorted(["from the compressed rotation", "from the rotation", "GET / 200",
+                                      long_line.decode(), "oops",
                                       "after the restart", "D" * 20_000, "docker err"])
     pod = {"namespace": "shop", "pod": "web-7d4b9c-x2x9q", "pod_uid": UID, "container": "web"}
     for line, stream in [("GET / 200", "stdout"), (long_line.decode(), "stdout"), ("oops", "stderr"),
-                         ("from the rotation", "stdout"), ("after the restart", "stdout")]:
+                         ("from the rotation", "stdout"), ("after the restart", "stdout"),
+                         ("from the compressed rotation", "stdout")]:
         record = by_line[line]
         assert {k: record.get(k) for k in [*pod, "stream"]} == {**pod, "stream": stream}
     assert by_line["D" * 20_000]["container_id"] == CONTAINER_ID and by_line["docker err"]["stream"] == "stderr"
@@ -59,7 +65,8 @@ def test_a_table_without_paths_ships_pods_and_docker_logs_decoded_with_their_fie
     assert by_line[long_line.decode()]["ts"] == first_chunk.split(b" ")[0].decode()[:23] + "Z"
     # in order per file: the rotation (an older file of 0.log's lineage) before 0.log's own lines
     lines = [r["line"] for r in records]
-    assert lines.index("from the rotation") < lines.index("GET / 200") < lines.index(long_line.decode())
+    assert lines.index("from the compressed rotation") < lines.index("from the rotation") < lines.index("GET / 200") \
+        < lines.index(long_line.decode())
 
     again = node.run_once()  # a clean run checkpointed everything: nothing twice
     assert again.returncode == 0, again.stderr

@@ -149,8 +149,6 @@ def test_rotations_under_a_writer_survive_a_kill_nothing_lost_duplicates_only_re
     assert "Traceback" not in errors, errors
 
 
-@pytest.mark.skip(reason="enable once the core recognises compressed rotations (a .gz of a followed file, "
-                         "read for what was not shipped) and the plugin no longer leaves *.gz out")
 def test_two_rotations_while_logferry_is_down_lose_nothing_the_compressed_one_included(tmp_path: Path) -> None:
     """The first rotation while it is down renames the partly shipped 0.log, the second compresses it."""
     node, truth, _ = _run_rotations_with_a_restart_of_logferry(tmp_path, signal.SIGTERM, rotations_while_down=2)

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..engine import own_outputs, sources_of
+from ..files.compressed import readable
 from ..files.discovery import lineage_of, match_heads, saved_record, starts_at_tail
-from ..files.identity import FingerprintIndex, Key
-from ..files.listing import COMPRESSED, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
+from ..files.identity import Fingerprint, FingerprintIndex, Key
+from ..files.listing import COMPRESSED, HELD, UNREADABLE, Found, LeftOut, guards, inspect, survey, tails, unmatched
 from ..files.record import LIVE, FileRecord
 from ..plugins import PluginHost
 from ..settings import PLAIN, Settings, Source
@@ -51,7 +52,7 @@ class FileView:
     start: str  # CHECKPOINT, COPY, HEAD or TAIL
     file_id: str | None  # of its saved record (None: a new one is made)
     checkpoint_path: str | None  # where the saved record was taken (for a copy: the original)
-    note: str | None = None  # e.g. why a saved record is not used
+    note: str | None = None  # e.g. why a saved record is not used; a compressed file's kind (its content's figures)
     source: str = ""  # the name of the source it belongs to (the first that matches it)
     encoding: str = "utf-8"
 
@@ -104,10 +105,9 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
         known.setdefault(record.key, []).append(record)
     offsets = {key: [r.offset for r in known[key]] for key in listing.found if key in known}
     files, unreadable = inspect(list(listing.found.values()), offsets)
-    compressed = [LeftOut(f.path, None, COMPRESSED, f.compression) for f in files if f.compression]
-    files = [f for f in files if not f.compression]
-    left_out = _unique(listing.left_out + [LeftOut(path, None, UNREADABLE, why) for path, why in unreadable]
-                       + compressed)
+    left_out = listing.left_out + [LeftOut(path, None, UNREADABLE, why) for path, why in unreadable]
+    left_out += [LeftOut(f.path, None, COMPRESSED, f.compression) for f in files if f.compression and not readable(f.compression)]
+    files = [f for f in files if not f.compression or readable(f.compression)]  # gzip, bzip2, xz: as their content
 
     views: list[FileView] = []
     claimed: set[int] = set()
@@ -122,7 +122,7 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
         else:
             new.append((f, None))
     orphans = FingerprintIndex((r.fp, r) for r in records if r.state == LIVE and r.fp.length and id(r) not in claimed)
-    candidates = match_heads([f for f, _ in new], orphans) if orphans else []
+    candidates = match_heads([f for f, _ in new if not f.compression], orphans) if orphans else []
     checked = guards([(f.path, f.key, r.offset) for f, r in candidates])
     copies = {id(f): r for (f, r), guard in zip(candidates, checked) if guard == r.guard}
     for f, _ in new:
@@ -131,6 +131,9 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
             views.append(_view(f, sources, record.offset, COPY, record.lineage, record))
             claimed.add(id(record))
     new = [(f, note) for f, note in new if id(f) not in copies]
+    new, held = _compressed_rotations(new, [f for f in files if not f.compression], views, records, claimed,
+                                       sources)
+    left_out = _unique(left_out + held)
     roots = {r.lineage for r in records} | {f.path for f, _ in new}
     at_tail = [f for f, _ in new if starts_at_tail(settings, f, True)]
     tail_of = {f.key: t for f, t in zip(at_tail, tails([(f.path, f.key) for f in at_tail],
@@ -148,9 +151,53 @@ def survey_sources(settings: Settings, host: PluginHost) -> SourcesView:
     )
 
 
+def _compressed_rotations(new: list[tuple[Found, str | None]], plain: list[Found], views: list[FileView],
+                          records: list[FileRecord], claimed: set[int], sources: Sequence[Source]
+                          ) -> tuple[list[tuple[Found, str | None]], list[LeftOut]]:
+    """As ``Discovery._compressed_copies`` decides at a run's first scan: a compressed file that starts
+    like a file followed now is held back (its compressed form: decided once that file is done); one
+    that holds a saved record's bytes before its offset resumes there (a view added to ``views``);
+    one named after such a record's file whose stream ended shorter holds nothing unread (the records
+    taken over join ``claimed``). Returns the others, still new, and the files held back (``plain``:
+    the files followed as text)."""
+    followed = FingerprintIndex((Fingerprint.of(f.head), f.path) for f in plain if f.head)
+    saved = FingerprintIndex((r.fp, r) for r in sorted(records, key=lambda r: r.seen, reverse=True)
+                             if r.fp.length and id(r) not in claimed)
+    rest, held = [], []
+    pairs = []
+    for f, note in new:
+        if not f.compression:
+            rest.append((f, note))
+            continue
+        being_read = followed.lookup(f.head)
+        if being_read:
+            held.append(LeftOut(f.path, None, HELD, f"compressed form of {being_read[0]}, which is followed"))
+            continue
+        rest.append((f, note))
+        pairs += [(f, r) for r in (saved.lookup(f.head) if saved else ()) if r.key != f.key]
+    fits = [(f, r) for f, r in pairs if f.size >= r.offset]
+    checked = guards([(f.path, f.key, r.offset) for f, r in fits], {f.key: f.compression for f, _ in fits if f.compression})
+    taken: dict[int, tuple[FileRecord, int]] = {}  # file → (record, where it resumes)
+    for (f, r), guard in zip(fits, checked):
+        if guard == r.guard and id(f) not in taken:
+            taken[id(f)] = (r, r.offset)
+    for f, r in pairs:
+        if id(f) not in taken and f.size < r.offset and f.ended and f.path.startswith(r.path + "."):
+            taken[id(f)] = (r, f.size)
+    for f, _ in rest:
+        if id(f) in taken:
+            record, offset = taken[id(f)]
+            claimed.add(id(record))
+            what = "nothing in it is unread" if offset == f.size else f"{f.size - offset} bytes of it are not shipped yet"
+            views.append(_view(f, sources, offset, COPY, record.lineage, record, f"{f.compression}-compressed: {what}"))
+    return [(f, note) for f, note in rest if id(f) not in taken], held
+
+
 def _view(f: Found, sources: Sequence[Source], offset: int, start: str, log: str, record: FileRecord | None,
           note: str | None = None) -> FileView:
     source = sources[f.group]
+    if note is None and f.compression:
+        note = f"{f.compression}-compressed: the size and offset are its content's"
     return FileView(f.path, list(f.paths), log, f.key[0], f.key[1], len(f.head), f.size, offset,
                     max(0, f.size - offset), start, record.file_id if record else None,
                     record.path if record else None, note, source.name, source.encoding)

@@ -21,6 +21,11 @@ truncated, its copy takes over the original's checkpoint, so the original's unre
 from the copy, before the original's new lines — nothing lost or doubled. A pending file that
 turns out different, or stays quiet for ``rotate_wait`` while its original looked at its file (see
 ``_keep_pending``), is followed as a file of its own.
+
+Compressed rotations: a gzip (bzip2, xz) file is its decompressed content (``compressed.py``), so a
+compressed rotation starts like the file it was compressed from and holds its bytes before that
+file's saved offset. It waits while that file is still being drained, then takes over its record
+(``_compressed_copies``): it resumes where the original stopped, at its end when it was all shipped.
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from .compressed import readable
 from .identity import EMPTY_GUARD, FP_MAX, Fingerprint, FingerprintIndex, Key, line_id_base, next_origin
 from .listing import Found, Listing, copy_guards, guards, inspect, survey, tails, unmatched
 from .record import DONE, GONE, LIVE, FileRecord, new_file_id
-from .tailer import HEAD_KEPT, Tailer, Wiring
+from .tailer import HEAD_KEPT, CompressedTailer, Tailer, Wiring
 
 if TYPE_CHECKING:
     from ..settings import Settings, Source
@@ -74,8 +80,10 @@ class Pending:
         return self.found.key
 
     @property
-    def size(self) -> int:
-        return self.found.size
+    def size(self) -> int:  # what the poller compares with the file's size on disk
+        return self.found.stored if self.found.compression else self.found.size
+
+    short = False  # compressed, being written, and shorter than the saved file it may be the rest of
 
     @property
     def last_growth(self) -> float:
@@ -297,17 +305,23 @@ class Discovery:
         resumed, unsure = await self._confirm(await self._match_inodes(files))
         claimed = {id(r) for _, r in resumed}
         files = _without(files, resumed + unsure)
-        if files:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
+        plain = [f for f in files if not f.compression]
+        if plain:  # records whose file is gone: a copy may hold their content (copytruncate, mv)
             orphans = FingerprintIndex(
                 (r.fp, r) for r, _ in self._unclaimed.values() if r.fp.length and id(r) not in claimed)
-            heads = match_heads(files, orphans, self._truncated) if orphans else []
+            heads = match_heads(plain, orphans, self._truncated) if orphans else []
             short = [(f, r) for f, r in heads if f.size < r.offset]
             copies, unsure = await self._confirm([(f, r) for f, r in heads if f.size >= r.offset])
             for f, record in copies:
                 log.info("%s is a copy of %s: resuming at offset %d", f.path, record.path, record.offset)
             at_end, moving = await self._at_their_end(short)
             resumed += copies + at_end
+            claimed.update(id(r) for _, r in copies + at_end)
             files = _without(files, copies + unsure + at_end + moving)
+        if len(plain) < len(files):
+            rotations, taken = await self._compressed_copies(files, resumed, claimed, may_hold)
+            resumed += rotations
+            files = [f for f in files if id(f) not in taken]
         if self._unsure and self._unsure_streak < MAX_UNSURE_SCANS:
             return  # the order of a log's files is decided once all of them are known: next scan
         if may_hold and not wiring.settings.once and files:
@@ -315,9 +329,93 @@ class Discovery:
             files = [f async for f in _sliced(files) if not self._keep_pending(f, live, roots)]
         await self._start_new(files, resumed)
 
+    async def _compressed_copies(self, files: list[Found], resumed: list[tuple[Found, FileRecord]], claimed: set[int],
+                                 may_hold: bool) -> tuple[list[tuple[Found, FileRecord]], set[int]]:
+        """Compressed files that hold what logferry read of another file: the compressed rotation of
+        a file it follows or followed (``app.log.1`` → ``app.log.2.gz``, kubelet's ``0.log.<time>.gz``).
+
+        * One that starts like a file being read (rotated away, deleted or superseded: draining), or
+          like a file this scan starts following, waits (``_keep_compressed``): once that file is done,
+          its record says where this one resumes. In a ``--once`` run it is left for the next run.
+        * One whose content starts like a saved record's file and holds the same bytes before its
+          offset (the guard) takes that record over, whatever its state (drained and closed; or gone
+          while logferry was stopped, halfway): it resumes at the offset, so it ships only what that
+          file had not shipped, and nothing at all when it ends there.
+        * One shorter than such a record, named after its file (``app.log.1`` → ``app.log.1.gz``), whose
+          stream has ended (or stopped for ``rotate_wait``: truncated), holds nothing unread: lines
+          written to the original after it was compressed were read from the original. It resumes at
+          its end (``_at_their_end``). Still being written, it waits.
+
+        Returns the files resumed with the records they take over, and the ids of every file taken
+        out of ``files`` (resumed, waiting, left for the next run, moved while looked at)."""
+        once = self.wiring.settings.once
+        gz = [f for f in files if f.compression]
+        taken: set[int] = set()
+        roots = self._roots()
+        live = self._live_index()
+        if may_hold:
+            draining = FingerprintIndex((t.fp, t) for t in self.tracked.values()
+                                        if t.fp.length and not t.done and not t.settled)
+            starting = FingerprintIndex((Fingerprint.of(f.head), f.path) for f in [*files, *(f for f, _ in resumed)]
+                                        if f.head and not f.compression)
+            for f in gz:
+                being_read = [t.path for t in draining.lookup(f.head)] or starting.lookup(f.head)
+                if being_read:
+                    taken.add(id(f))
+                    if once:
+                        log.info("%s starts like %s, which this run reads: left for the next run (if it is its "
+                                 "compressed form, its lines come from it)", f.path, being_read[0])
+                    else:
+                        self._keep_compressed(f, live, roots, force=True)
+        rest = [f for f in gz if id(f) not in taken]
+        saved = [(r.fp, r) async for records in _sliced(list(self.known.values())) for r in records
+                 if r.fp.length and id(r) not in claimed]
+        index = FingerprintIndex(saved)
+        pairs: list[tuple[Found, FileRecord]] = []
+        shorter: dict[int, list[FileRecord]] = {}
+        for f in rest:
+            for record in sorted(index.lookup(f.head), key=lambda r: r.seen, reverse=True) if index else ():
+                if record.key != f.key:
+                    if f.size >= record.offset:
+                        pairs.append((f, record))
+                    else:
+                        shorter.setdefault(id(f), []).append(record)
+        confirmed, unsure = await self._confirm(pairs)
+        out: list[tuple[Found, FileRecord]] = []
+        used: set[int] = set()
+        for f, record in confirmed:  # the most recently seen record first, for each file
+            if id(f) not in taken and id(record) not in used:
+                taken.add(id(f))
+                used.add(id(record))
+                out.append((f, record))
+                log.info("%s holds %s compressed: resuming at offset %d (%d bytes not shipped yet)", f.path,
+                         record.path, record.offset, f.size - record.offset)
+        taken.update(id(f) for f, _ in unsure)
+        ends = []
+        quiet = time.time() - self.wiring.settings.rotate_wait
+        for f in rest:
+            # Only the head vouches for it here: its name must say it is that file compressed, too.
+            source = next((r for r in shorter.get(id(f), ()) if id(r) not in used and f.path.startswith(r.path + ".")),
+                          None)
+            if id(f) in taken or source is None:
+                continue
+            taken.add(id(f))
+            if f.ended or f.mtime <= quiet:
+                used.add(id(source))
+                ends.append((f, source))
+            elif once:
+                log.info("%s is being compressed (it holds less than was read of %s): left for the next run",
+                         f.path, source.path)
+            else:
+                self._unclaimed.pop(id(source), None)  # not gone: its rest is being compressed
+                self._keep_compressed(f, live, roots, short=True)
+        at_end, moving = await self._at_their_end(ends)
+        return out + at_end, taken | {id(f) for f, _ in moving}
+
     async def _recheck(self, files: list[Found]) -> None:
-        """Pending files: still possibly a copy, or now clearly a file of their own?"""
-        inspected, _ = await self.wiring.blocking(inspect, files)
+        """Pending files: still possibly a copy, or now clearly a file of their own? (A compressed one is
+        decoded only as far as its head here: all of it only once it is classified.)"""
+        inspected, _ = await self.wiring.blocking(inspect, files, None, False)
         inspected = self._text_only(inspected)
         for key in {f.key for f in files} - {f.key for f in inspected}:
             self._drop_pending(key)
@@ -327,24 +425,28 @@ class Discovery:
             await self._add_new(ready, may_hold=False)
 
     def _text_only(self, files: list[Found]) -> list[Found]:
-        """Leave compressed files out: their bytes are not lines (a compressed rotation's lines were
-        shipped from the file it was compressed from)."""
+        """Leave out compressed files that are not read as their content (zstd, lz4, zip): their
+        bytes are not lines."""
         out = []
         for f in files:
-            if f.compression is None:
+            if f.compression is None or readable(f.compression):
                 out.append(f)
             else:
                 self.leave_out_compressed(f.path, f.key, f.compression)
         return out
 
     def leave_out_compressed(self, path: str, key: Key, kind: str) -> None:
-        """Never follow this file: it is compressed. Said once as a warning, then at info level."""
+        """Never follow this file as text: it is compressed. Said once as a warning, then at info level;
+        a kind that is read as its content is looked at again, as such, by the next scan."""
+        if readable(kind):
+            self.rescan_soon()
+            return
         if key in self.compressed:
             return
         level = logging.INFO if self._said_compressed else logging.WARNING
         self._said_compressed = True
-        log.log(level, "%s is %s-compressed: not followed (compressed files are not read; exclude them, e.g. "
-                "exclude = [\"*.gz\"], to silence this)", path, kind)
+        log.log(level, "%s is %s-compressed: not followed (only gzip, bzip2 and xz files are read; exclude the "
+                "others, e.g. exclude = [\"*.zst\"], to silence this)", path, kind)
         self.compressed[key] = path
 
     def _live_index(self) -> FingerprintIndex[Tailer]:
@@ -355,6 +457,8 @@ class Discovery:
 
         ``live`` indexes the followed files by fingerprint, ``roots`` are the known lineages.
         """
+        if f.compression:
+            return self._keep_compressed(f, live, roots)
         now = time.monotonic()
         entry = self.pending.get(f.key)
         if entry is not None and f.size != entry.found.size:
@@ -376,6 +480,45 @@ class Discovery:
             log.info("%s starts like %s: holding it back as a possible copy", f.path,
                      original.path if original else f"a file of {lineage}")
         entry.found, entry.original = f, original
+        self.wiring.poller.schedule(entry)
+        return True
+
+    def _keep_compressed(self, f: Found, live: FingerprintIndex[Tailer], roots: set[str], force: bool = False,
+                         short: bool = False) -> bool:
+        """Whether a compressed file must wait before it is classified (see ``_compressed_copies``):
+
+        * it starts like a followed file that is rotated away, deleted or superseded: its compressed
+          form, most likely, whose lines come from that file: decided on once that file is done;
+        * it starts like another followed file: a possible copy, as any (see ``_keep_pending``);
+        * it is being written (its size changed within ``rotate_wait``) and holds only the start of a
+          file of its log, or (``short``) less than a saved file it may hold the rest of;
+        * ``force``: it starts like a file this very scan starts following: decided on at the next look.
+        """
+        now = time.monotonic()
+        entry = self.pending.get(f.key)
+        if entry is not None and f.stored != entry.found.stored:
+            entry.quiet_since = now
+        sources = live.lookup(f.head)
+        draining = next((t for t in sources if not t.settled), None)
+        original = draining or (sources[0] if sources else None)
+        short = short or (entry is not None and entry.short)
+        quiet = entry is not None and now - entry.quiet_since >= self.wiring.settings.rotate_wait
+        if draining is not None:
+            keep = True
+        elif original is not None:
+            keep = not (quiet and entry is not None and (original.done or original.idle
+                                                         or original.looked > entry.quiet_since))
+        else:
+            partial = not f.ended and self._partial_copy(f, lineage_of(f.path, roots))
+            keep = force or (not quiet and (short or partial))
+        if not keep:
+            self._drop_pending(f.key)
+            return False
+        if entry is None:
+            entry = self.pending[f.key] = Pending(f, original, now, self.recheck_soon)
+            log.info("%s starts like %s: holding it back (its compressed form, or a copy)", f.path,
+                     original.path if original else "a file being read")
+        entry.found, entry.original, entry.short = f, original, short
         self.wiring.poller.schedule(entry)
         return True
 
@@ -417,7 +560,8 @@ class Discovery:
         if not candidates:
             return [], []
         unread = [(f.path, f.key, r.offset) for f, r in candidates if r.offset not in f.guards]
-        read = iter(await self.wiring.blocking(guards, unread) if unread else ())
+        kinds = {f.key: f.compression for f, _ in candidates if f.compression}  # their guards are their content's
+        read = iter(await self.wiring.blocking(guards, unread, kinds) if unread else ())
         confirmed, unsure = [], []
         for f, record in candidates:
             guard = f.guards[record.offset] if record.offset in f.guards else next(read)
@@ -440,9 +584,13 @@ class Discovery:
         Returns (resumed, moved while we looked: for the next scan)."""
         if not copies:
             return [], []
-        ends = await self.wiring.blocking(copy_guards, [(f.path, f.key, r.offset) for f, r in copies])
+        plain = [(f.path, f.key, r.offset) for f, r in copies if not f.compression]
+        read = iter(await self.wiring.blocking(copy_guards, plain) if plain else ())
         resumed, moving = [], []
-        for (f, record), end in zip(copies, ends):
+        for f, record in copies:
+            # A compressed file was decoded to its end when inspected: its guard there is known.
+            guard = f.guards.get(f.size) if f.compression else None
+            end = (f.size, guard) if guard is not None else next(read, None)
             if end is None:
                 self._unsure = True
                 moving.append((f, record))
@@ -464,9 +612,11 @@ class Discovery:
             self._unknow(record)
             record.key, record.path, record.state, record.seen = f.key, f.path, LIVE, now
             starts.append((f, self._tailer(record, f)))
-        from_tail = [f for f in new if self._starts_at_tail(f)]
+        from_tail = [f for f in new if self._starts_at_tail(f) and not f.compression]
         offsets = await wiring.blocking(tails, [(f.path, f.key) for f in from_tail], settings.max_line_bytes + 1)
         tail_of = {f.key: t for f, t in zip(from_tail, offsets)}
+        tail_of.update((f.key, (f.size, f.guards[f.size] or EMPTY_GUARD)) for f in new
+                       if f.compression and self._starts_at_tail(f))  # at its content's end
         fresh = []
         roots = self._roots() | {f.path for f in new}
         async for f in _sliced(new):
@@ -482,15 +632,20 @@ class Discovery:
         crowded = wiring.descriptors.crowded(len(starts))
         inactive = time.time() - settings.close_inactive
         for f, tailer in starts:
-            if f.size == tailer.pos and (crowded or f.mtime <= inactive):
+            # A compressed file that ends where it resumes has nothing to read until it changes.
+            if f.size == tailer.pos and (crowded or f.mtime <= inactive or f.ended):
                 tailer.start_unopened()
         # Oldest first; coarse file-system clocks give equal mtimes, then the name tells the rotation order.
         starts.sort(key=lambda s: _age(s[1]))
-        async for _, tailer in _sliced(starts):
-            self._follow(tailer)
+        async for f, tailer in _sliced(starts):
+            self._follow(tailer, ordered=not (f.ended and f.size == tailer.pos))
 
     def _tailer(self, record: FileRecord, f: Found) -> Tailer:
-        return Tailer(self.wiring, self, record, f.path, f.head, f.mtime, f.group, self.sources[f.group].encoding)
+        encoding = self.sources[f.group].encoding
+        if f.compression:  # read as its content
+            return CompressedTailer(self.wiring, self, record, f.path, f.head, f.mtime, f.group, encoding,
+                                    f.compression, f.stored)
+        return Tailer(self.wiring, self, record, f.path, f.head, f.mtime, f.group, encoding)
 
     def _origin(self, f: Found) -> str:
         """Where a new record's line ids derive from: the file's root, unless saved records of the same
@@ -511,10 +666,16 @@ class Discovery:
     def _starts_at_tail(self, f: Found) -> bool:
         return starts_at_tail(self.wiring.settings, f, f.key in self.present_at_start)
 
-    def _follow(self, tailer: Tailer) -> None:
+    def _follow(self, tailer: Tailer, ordered: bool = True) -> None:
         """Track and start ``tailer``, ordered within its lineage: after the files already shipping,
         but before newer ones that have not shipped anything yet (a copytruncate copy found while
-        the original's next generation still waits holds older lines than that generation)."""
+        the original's next generation still waits holds older lines than that generation). Not
+        ``ordered``: a compressed rotation resumed at its end, with nothing to ship, waits for no file
+        and holds none back."""
+        if not ordered:
+            self.tracked[tailer.key] = tailer
+            self.wiring.crew.start(tailer)
+            return
         members = self.families.setdefault(tailer.record.lineage, [])
         live = [m for m in members if not m.done]
         for member in live:
@@ -539,7 +700,8 @@ class Discovery:
                 return None
             candidates.sort(key=lambda p: p.found.mtime, reverse=True)
             checks = [(p.found.path, p.found.key, original.pos) for p in candidates]
-            results = await self.wiring.blocking(copy_guards, checks)
+            kinds = {p.found.key: p.found.compression for p in candidates if p.found.compression}
+            results = await self.wiring.blocking(copy_guards, checks, kinds)
             for entry, end in zip(candidates, results):
                 if end is None:
                     continue
@@ -565,7 +727,7 @@ class Discovery:
                     log.info("%s is a copy of %s made before its last %d bytes were written: nothing in it is "
                              "unread", f.path, original.path, original.pos - at)
                 self._drop_pending(f.key)
-                copy = Tailer(self.wiring, self, record, f.path, f.head, f.mtime, original.group, original.encoding)
+                copy = self._tailer(record, f)
                 copy.pos, copy.guard = at, guard  # past what is in flight, which the record reaches once acknowledged
                 copy.superseded = True  # a rotated file: drained at its end
                 self._follow(copy)
@@ -607,6 +769,8 @@ class Discovery:
         self._remember(tailer.record)
         if tailer.record.state != DONE and not self.wiring.crew.stopping:
             self.rescan_soon()
+        elif any(p.original is tailer for p in self.pending.values()):
+            self.recheck_soon()  # a compressed form of it waits for it to be done
 
 
 # -- how a run decides, as pure functions (``logferry sources`` shows the same decisions) -------

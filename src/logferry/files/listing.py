@@ -11,10 +11,11 @@ import glob
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import compressed as _compressed
 from .identity import (
     EMPTY_GUARD,
     Key,
@@ -46,6 +47,13 @@ class Found:
     compression: str | None = None  # "gzip", …: a compressed file, never shipped as text (see inspect)
     root: str = ""  # identity.file_root (see inspect)
     group: int = 0  # the index of the first source that matches it
+    # A compressed file that is read (compressed.readable) is its content: ``head``, ``size`` and
+    # ``guards`` are the decompressed bytes' (``size`` only as far as the head when inspected without
+    # ``whole``), ``stored`` is its size on disk; ``ended``: its stream ends cleanly (nothing more is
+    # being written); ``damaged``: why the rest cannot be decoded.
+    stored: int = 0
+    ended: bool = False
+    damaged: str = ""
 
 
 # Why a path a pattern matched is not followed: a run skips it, ``logferry sources`` shows the reason.
@@ -54,7 +62,8 @@ EXCLUDED = "excluded"  # an ``exclude`` pattern matches it (detail: the pattern)
 SINK_OUTPUT = "sink output"  # written by one of logferry's own sinks: following it would ship its lines again and again
 NOT_REGULAR = "not a regular file"  # a directory, FIFO, socket or device (detail: which)
 UNREADABLE = "unreadable"  # cannot be looked at, opened or read (detail: the system's reason); see inspect
-COMPRESSED = "compressed"  # its first bytes say gzip, xz, …: never shipped as text (detail: which); see inspect
+COMPRESSED = "compressed"  # its first bytes say zstd, lz4, zip: not read (detail: which); see inspect
+HELD = "held back"  # compressed, it starts like a file being followed: its compressed form, decided on once that one is done
 
 
 @dataclass(slots=True)
@@ -161,13 +170,16 @@ def _file_type(mode: int) -> str:
     return "special file"
 
 
-def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
+def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None, whole: bool = True
             ) -> tuple[list[Found], list[tuple[str, str]]]:
     """Read the head and root (see ``identity.file_root``) of each new file, and its guards at
     ``offsets[key]`` (saved records' offsets: one open per file confirms where to resume), and tell
     compressed files by their first bytes. Files renamed or replaced since the scan listed them are
     left out (the next scan sees them where they are now); unreadable ones are returned as
-    (path, reason)."""
+    (path, reason).
+
+    A compressed file that is read is decoded to its end (``compressed.survey``: its content's size,
+    the guards, whether its stream ends), or only as far as its content's head unless ``whole``."""
     offsets = offsets or {}
     out, unreadable = [], []
     for f in files:
@@ -185,9 +197,14 @@ def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
                 f.head, f.size, f.mtime = head, st.st_size, st.st_mtime
                 f.compression = compression(head)
                 f.root = file_root(f.key, birth_time(fd))
-                # Small offsets lie within the head just read: no second read for their guard.
-                f.guards = {offset: guard_of(head, offset) if offset <= len(head) else guard_at(fd, offset)
-                            for offset in offsets.get(f.key, ())}
+                if f.compression is not None and _compressed.readable(f.compression):
+                    seen = _compressed.survey(fd, f.compression, offsets.get(f.key, ()), whole)
+                    f.head, f.size, f.stored, f.guards = seen.head, seen.size, st.st_size, seen.guards
+                    f.ended, f.damaged = seen.ended, seen.damaged
+                else:
+                    # Small offsets lie within the head just read: no second read for their guard.
+                    f.guards = {offset: guard_of(head, offset) if offset <= len(head) else guard_at(fd, offset)
+                                for offset in offsets.get(f.key, ())}
                 out.append(f)
         except OSError as exc:
             unreadable.append((f.path, exc.strerror or str(exc)))
@@ -196,19 +213,27 @@ def inspect(files: list[Found], offsets: dict[Key, list[int]] | None = None
     return out, unreadable
 
 
-def guards(checks: list[tuple[str, Key, int]]) -> list[bytes | None]:
-    """The guard at each (path, key, offset), or None when unreadable, replaced or too short."""
+def guards(checks: list[tuple[str, Key, int]], compressed: Mapping[Key, str] | None = None) -> list[bytes | None]:
+    """The guard at each (path, key, offset), or None when unreadable, replaced or too short.
+    ``compressed``: the files read as their content (key → compression), whose guards are the content's."""
     return [end[1] if end is not None and end[0] == offset else None
-            for end, (_, _, offset) in zip(copy_guards(checks), checks)]
+            for end, (_, _, offset) in zip(copy_guards(checks, compressed), checks)]
 
 
-def copy_guards(checks: list[tuple[str, Key, int]]) -> list[tuple[int, bytes] | None]:
+def copy_guards(checks: list[tuple[str, Key, int]], compressed: Mapping[Key, str] | None = None
+                ) -> list[tuple[int, bytes] | None]:
     """For each (path, key, offset): the guard at ``offset``, or at the file's end when the file is
     shorter, with that position; None when unreadable or replaced. A copytruncate copy is shorter
     than what was read of its original when lines written after the copy were read from the
-    original before its truncation (logrotate's race window)."""
+    original before its truncation (logrotate's race window). ``compressed`` as for ``guards``."""
     out: list[tuple[int, bytes] | None] = []
     for path, key, offset in checks:
+        if compressed and key in compressed:
+            seen = _compressed.guards_at(path, compressed[key], key, [offset])
+            at = offset if seen is None or seen.guards[offset] is not None else seen.size
+            guard = None if seen is None else seen.guards[at]
+            out.append(None if guard is None else (at, guard))
+            continue
         try:
             fd = open_readonly(path)
         except OSError:

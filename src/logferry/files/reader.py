@@ -183,10 +183,7 @@ def read_step(read: Read) -> Step:
     if n < before or digest(buf[:before]) != guard:
         step.truncated = True
     else:
-        if text.newline == b"\n":
-            _cut(step, buf, n, before, pos, policy, read.final, text.bom)
-        else:
-            _cut_framed(step, buf, n, before, pos, policy, read.final, text)
+        cut_lines(step, buf, n, before, pos, policy, read.final, text)
         for piece in step.pieces:
             at = piece.start - pos + before
             piece.prefix = bytes(buf[max(0, at - GUARD):at])
@@ -198,6 +195,16 @@ def read_step(read: Read) -> Step:
         else:
             policy.buffers.give(buf)
     return step
+
+
+def cut_lines(step: Step, buf: bytes | bytearray, n: int, before: int, pos: int, policy: LinePolicy, final: bool,
+              text: Text = UTF8) -> None:
+    """Split ``buf[before:n]`` (file bytes from ``pos``) into pieces of complete lines in ``text``'s
+    encoding; set ``partial``/``discarding``. ``final``: an unterminated last line ships too."""
+    if text.newline == b"\n":
+        _cut(step, buf, n, before, pos, policy, final, text.bom)
+    else:
+        _cut_framed(step, buf, n, before, pos, policy, final, text)
 
 
 def _skip_bom(buf: bytes | bytearray, n: int, pos: int, bom: bytes, final: bool) -> int | None:

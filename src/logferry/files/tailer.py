@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..records.batch import Batch
 from ..settings import Settings
+from .compressed import CompressedStep, Decompressed, readable
 from .descriptors import Descriptors
 from .identity import EMPTY_GUARD, GUARD, ID_HEAD, Fingerprint, Key, key_of, line_id_base, next_origin, open_readonly
 from .losses import Losses
@@ -99,9 +100,14 @@ class Finder(Protocol):
     async def adopt_copy(self, original: Tailer) -> Tailer | None:
         """``original`` was truncated: the tailer now following the copy of its old content, if any."""
 
-    def leave_out_compressed(self, path: str, key: Key, kind: str) -> None: ...
+    def leave_out_compressed(self, path: str, key: Key, kind: str) -> None:
+        """The file turned out to be compressed: it is not text (a readable kind is looked at again as
+        its content)."""
 
     def tailer_done(self, tailer: Tailer) -> None: ...
+
+    def rescan_soon(self) -> None:
+        """Scan again soon: a file is to be looked at anew."""
 
 
 class Blocking(Protocol):
@@ -149,6 +155,8 @@ _NEXT = {
 
 class Tailer:
     """Follows one file (one identity) until it is drained and gone, or the run stops."""
+
+    _reads = staticmethod(read_step)  # what reads the file on a worker thread (see CompressedTailer)
 
     __slots__ = (  # thousands of them: no __dict__ each
         "__weakref__", "_at_end", "_drained", "_is_drained", "_polled", "_saved_fp_length", "_waiter", "_woken",
@@ -387,12 +395,20 @@ class Tailer:
             if step.compressed:  # it was empty when found; a compressor wrote it since
                 self._release()
                 self.record.state = DONE
-                self.wiring.checkpoints.changed(self.record)
+                if readable(step.compressed) and step.head is not None:
+                    # It is read as its content from now on (discovery looks at it again). This record,
+                    # of the empty file it was, must never be taken for that content: at offset 0 it
+                    # would read again all of a compressed copy of a file already shipped.
+                    self.record.fp = Fingerprint.of(step.head)
+                    await self.wiring.checkpoints.persist([self.record])
+                else:
+                    self.wiring.checkpoints.changed(self.record)
                 self.finder.leave_out_compressed(self.path, self.key, step.compressed)
                 return False
             if step.truncated:
                 self._release()
-                await self._restart_after_truncation()
+                if not await self._restart_after_truncation():
+                    return False
                 continue
             if step.pieces:
                 await self._ship(step)
@@ -472,7 +488,7 @@ class Tailer:
             step = polled
         else:
             if self.fd is None and not await self._reopen():  # before reserving: a descriptor may take a while
-                return Step(size=self.size, nlink=0 if self.deleted else 1)
+                return Step(size=self.record.size, nlink=0 if self.deleted else 1)
             assert self.fd is not None
             budget = self.wiring.budget
             need = self._need()
@@ -485,8 +501,8 @@ class Tailer:
                 self.reserved = need
             started = time.monotonic()
             step = await self.wiring.blocking(
-                read_step, Read(self.fd, self.pos, self.guard, self.discarding, self.wiring.policy, self.fp.length,
-                                final, self.text, self.encoding))
+                self._reads, Read(self.fd, self.pos, self.guard, self.discarding, self.wiring.policy, self.fp.length,
+                                  final, self.text, self.encoding))
             if self.reserved > step.read:
                 budget.unreserve(self.reserved - step.read)
                 self.reserved = step.read
@@ -583,17 +599,18 @@ class Tailer:
         assert step is not None  # a final read never parks
         if step.pieces and not step.truncated:
             await self._ship(step)
-        elif self.fd is None and self.size > self.pos:
+        elif self.fd is None and self.record.size > self.pos:
             log.warning("%s: %d bytes after offset %d were not read: the file could not be opened again",
-                        self.path, self.size - self.pos, self.pos)
-            self.wiring.losses.add(self.path, "vanished_unread", self.size - self.pos)
+                        self.path, self.record.size - self.pos, self.pos)
+            self.wiring.losses.add(self.path, "vanished_unread", self.record.size - self.pos)
         self._release()
         self.record.state = DONE
         self.wiring.checkpoints.changed(self.record)
         log.info("closed %s: %s and drained", self.path, "deleted" if self.deleted else "rotated away")
 
-    async def _restart_after_truncation(self) -> None:
-        """copytruncate or a rewrite: finish this generation (in a copy if one holds it), restart at 0."""
+    async def _restart_after_truncation(self) -> bool:
+        """copytruncate or a rewrite: finish this generation (in a copy if one holds it), restart at 0
+        (True: read on)."""
         old, wiring = self.record, self.wiring
         log.warning("%s was truncated or rewritten at offset %d; reading it again from its start", self.path, self.pos)
         if not old.id_base:  # nothing shipped yet: fix its ids from its head (still the old one) while it is known
@@ -607,8 +624,8 @@ class Tailer:
         self.superseded = self.orphaned
         if copy is not None:
             self.after.append(copy.drained)
-        elif self.size > self.pos:  # bytes seen but not read before the truncation
-            wiring.losses.add(self.path, "truncated_unread", self.size - self.pos)
+        elif self.record.size > self.pos:  # bytes seen but not read before the truncation
+            wiring.losses.add(self.path, "truncated_unread", self.record.size - self.pos)
         if copy is None or copy.record is not old:  # no copy took this generation's record over
             old.state = DONE
             wiring.checkpoints.changed(old)
@@ -617,6 +634,7 @@ class Tailer:
                             root=old.root, origin=next_origin(old.id_base, old.origin))
         await wiring.checkpoints.persist([record])  # its file_id is durable before any line leaves
         self._begin(record, b"")
+        return True
 
     def _release(self) -> None:
         """Give back the part of the reservation the read's batches did not use."""
@@ -635,6 +653,97 @@ class Tailer:
             os.close(self.fd)
             self.fd = None
             self.wiring.descriptors.closed(self)
+
+
+class CompressedTailer(Tailer):
+    """A compressed file followed as its decompressed content (``compressed.Decompressed``): its
+    position, record, fingerprint and guard are the content's. Its ``size`` is the file's size on
+    disk, which the poller compares; the poller never reads for it (a change wakes it, and it reads
+    itself), and its record's size is the content's. A stream that stops early is read as far as
+    it goes, complete lines only, and said once it is quiet; one that cannot be decoded is said and
+    counted (``damaged_compressed``)."""
+
+    __slots__ = ("_early", "_said", "_timer", "content")  # _said: "", "early", then "damaged"
+
+    def __init__(self, wiring: Wiring, finder: Finder, record: FileRecord, path: str, head: bytes = b"",
+                 mtime: float = 0.0, group: int = 0, encoding: str = "utf-8", kind: str = "gzip",
+                 stored: int = 0) -> None:
+        super().__init__(wiring, finder, record, path, head, mtime, group, encoding)
+        self.content = Decompressed(kind)
+        self.size = stored
+        self._early = False  # at the end of what its stream holds, which stops without its end marker
+        self._said = ""  # what was said of its stream: "early" (it stops early), "damaged"
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _reads(self, read: Read) -> Step:
+        return self.content.read_step(read)
+
+    def read_args(self) -> None:
+        return None
+
+    def start_unopened(self) -> None:
+        stored = self.size
+        super().start_unopened()
+        self.size = stored
+
+    def _need(self) -> int:
+        return GUARD + min(self.wiring.policy.chunk, self.wiring.budget.limit)
+
+    async def _read(self, final: bool = False) -> Step | None:
+        step = await super()._read(final)
+        if isinstance(step, CompressedStep):
+            self.size = step.stored
+            last = step.pieces[-1].end if step.pieces else self.pos
+            self._early = not step.ended and not step.damaged and step.size <= last + step.partial
+            if step.damaged and self._said != "damaged":
+                self._said = "damaged"
+                log.warning("%s: its compressed stream is damaged (%s): the %d bytes after it cannot be read",
+                            self.path, step.damaged, step.undecodable)
+                self.wiring.losses.add(self.path, "damaged_compressed", step.undecodable)
+            elif self._early and self.wiring.settings.once and not self._said:
+                self._say_early(last)
+        return step
+
+    async def _idle(self) -> bool:
+        if self._early and not self._said and self._timer is None:
+            wait = self.wiring.settings.rotate_wait - (time.monotonic() - self.last_growth)
+            if wait > 0:
+                self._timer = asyncio.get_running_loop().call_later(wait, self._quiet)
+            else:
+                self._say_early(self.pos)
+        return await super()._idle()
+
+    def _quiet(self) -> None:
+        self._timer = None
+        self.wake()  # it reads again (nothing new, or the rest), then says it if still quiet
+
+    def _say_early(self, at: int) -> None:
+        """Its stream stops early, after the complete lines up to ``at``."""
+        self._said = "early"
+        log.warning("%s: its compressed stream stops early (still being written, or truncated): %d bytes after "
+                    "offset %d wait for the rest", self.path, max(0, self.record.size - at), at)
+
+    async def _restart_after_truncation(self) -> bool:
+        """A compressed file is never rewritten in place: another one took its inode (the first was
+        removed, as logrotate and kubelet remove old rotations, and the number was reused). What was
+        read of the first is all there is of it: this tailer ends, and a scan looks at the file as a
+        new one (often the compressed rotation of a file already shipped: then nothing is read)."""
+        log.info("%s is another compressed file than the one read at its inode before: looked at anew", self.path)
+        self.record.state = DONE
+        self.wiring.checkpoints.changed(self.record)
+        self.finder.rescan_soon()
+        return False
+
+    async def _finish(self) -> None:
+        await super()._finish()
+        if self._early and self.record.size > self.pos:  # never ships a last line its truncation may have cut
+            self.wiring.losses.add(self.path, "truncated_compressed", self.record.size - self.pos)
+
+    def _end(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super()._end()
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -45,7 +45,7 @@ def sources(table: Mapping[str, Any]) -> list[Source]:
         root = os.fspath(table["pods_root"])
         found.append(Source(
             paths=layout.pod_globs(root, table["namespaces"], table["pods"], table["containers"]),
-            exclude=[*layout.COMPRESSED, *table["exclude"],
+            exclude=[*layout.HALF_WRITTEN, *table["exclude"],
                      *layout.pod_excludes(root, table["exclude_namespaces"], table["exclude_pods"],
                                           table["exclude_containers"])],
             processors=[ProcessorSpec("cri", dict(decoding), key="[plugins.kubernetes] pods (cri)")],
@@ -53,7 +53,7 @@ def sources(table: Mapping[str, Any]) -> list[Source]:
     if table["include_docker"]:
         found.append(Source(
             paths=layout.docker_globs(os.fspath(table["containers_root"])),
-            exclude=[*layout.COMPRESSED, *table["exclude"]],
+            exclude=[*layout.HALF_WRITTEN, *table["exclude"]],
             processors=[ProcessorSpec("docker", dict(decoding), key="[plugins.kubernetes] docker (docker)")],
             name="kubernetes docker"))
     return found

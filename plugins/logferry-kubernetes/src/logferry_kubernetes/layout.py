@@ -38,7 +38,7 @@ def path_fields(path: str) -> dict[str, str]:
 def pod_globs(root: str, namespaces: Sequence[str], pods: Sequence[str], containers: Sequence[str]) -> list[str]:
     """The logs (and their rotations) of the containers the three lists of globs select."""
     base = glob.escape(os.fspath(root))
-    # One pattern for a log and its rotations (COMPRESSED leaves the others out): a pattern that
+    # One pattern for a log and its rotations, compressed ones included (HALF_WRITTEN is left out): a pattern that
     # matches nothing yet (no rotation so far) is said at every start.
     return [f"{base}/{ns}_{pod}_*/{container}/*.log*" for ns in namespaces for pod in pods for container in containers]
 
@@ -52,10 +52,11 @@ def pod_excludes(root: str, namespaces: Sequence[str], pods: Sequence[str], cont
 
 
 def docker_globs(root: str) -> list[str]:
-    """Docker's json-file logs and their rotations (``-json.log.1``, …; COMPRESSED leaves the ``.gz`` out)."""
+    """Docker's json-file logs and their rotations (``-json.log.1``, …, and ``.N.gz`` with ``compress``)."""
     return [glob.escape(os.fspath(root)) + "/*/*-json.log*"]
 
 
-COMPRESSED = ["*.gz", "*.tmp"]
-"""Left out: compressed rotations (their lines were shipped from the file they were compressed
-from) and kubelet's half-written ``.tmp`` (gzip bytes)."""
+HALF_WRITTEN = ["*.tmp"]
+"""Left out: kubelet's ``.tmp``, a rotation being compressed; renamed to ``.gz`` once whole. A
+compressed rotation is recognised by the core as the file it was compressed from (nothing is
+shipped twice; what was not shipped yet is read from it)."""
