@@ -210,7 +210,7 @@ class Engine:
 
     def progress(self) -> list[tuple[str, int, int]]:
         """(path, acknowledged offset, size last seen) for every followed file."""
-        return [(t.path, t.record.offset, t.size) for t in self.followed]
+        return [(t.path, t.record.offset, t.record.size) for t in self.followed]
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the run's numbers (a new dict each call; totals count since :meth:`run` began).
@@ -249,7 +249,7 @@ class Engine:
             "acked_bytes": totals.acked_bytes,
             "file_read_bytes": {t.path: t.read_bytes for t in tailers},
             "checkpoint_lag_bytes": sum(t.pos - t.record.offset for t in tailers) + self.committer.unsaved_bytes,
-            "unread_bytes": sum(max(0, t.size - t.pos) for t in tailers),
+            "unread_bytes": sum(max(0, t.record.size - t.pos) for t in tailers),
             "oldest_unshipped_age": age(self.pipeline.oldest_read_at),
             "loop_lag": self.metrics.loop_lag.snapshot(),
             "records": totals.read_lines,

@@ -3,7 +3,9 @@
 Reasons: ``truncated_unread`` (a file was truncated before its tail was read and no copy held it),
 ``vanished_unread`` (a saved file was truncated, replaced or removed, typically while logferry was
 not running, before its tail was read; logferry counts the bytes it had seen), ``line_too_long``
-(dropped by the ``truncate`` or ``skip`` long-line policy).
+(dropped by the ``truncate`` or ``skip`` long-line policy), ``truncated_compressed`` (a compressed
+file whose stream stops early was removed: its cut last line), ``damaged_compressed`` (the bytes of a
+compressed file after the point its stream cannot be decoded).
 """
 
 from __future__ import annotations

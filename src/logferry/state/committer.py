@@ -92,13 +92,19 @@ class Committer:
         if forgotten:
             log.info("forgot %d checkpoints of files gone for over %ss", forgotten, int(self.forget_after))
 
+    def _keep(self, records: list[FileRecord]) -> None:
+        for record in records:
+            self._dirty.setdefault(id(record), record)
+
     async def _save(self, records: list[FileRecord]) -> bool:
         """Save ``records``; on failure keep them for the next commit, say so once, return False."""
         try:
             await self.store.save(records)
+        except asyncio.CancelledError:  # the run stops while a commit waits: the final commit saves them
+            self._keep(records)
+            raise
         except Exception as exc:
-            for record in records:
-                self._dirty.setdefault(id(record), record)
+            self._keep(records)
             if not self._failed:  # once, not every interval while it lasts
                 log.error("could not save checkpoints in %s (%s); retrying every %gs, nothing is lost: until it "
                           "works, a crash ships again what was acknowledged since", self.store.path,
