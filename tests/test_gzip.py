@@ -28,7 +28,7 @@ import pytest
 
 from conftest import LOGFERRY, Daemon, append, cli, lines, out_lines, run_engine, wait_for, wait_until
 from logferry.commands.verify import verify_files
-from test_logrotate import LOGROTATE, Writer
+from test_logrotate import LOGROTATE, Writer, rotate_under_a_writer
 
 COMPRESS = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}
 
@@ -250,17 +250,8 @@ def test_logrotate_compress_under_a_continuous_writer_ships_every_line_once(tmp_
     whether logferry reads it from the live file or the rotated one; no .gz is shipped again. With
     copytruncate, lines written in logrotate's race window (after its copy, before its truncation)
     may be on no disk: every line on disk is shipped once, and nothing twice."""
-    logs, state = tmp_path / "logs", tmp_path / "logrotate.state"
-    logs.mkdir()
-    log, out = logs / "app.log", tmp_path / "out.log"
-    conf = tmp_path / "logrotate.conf"
-    conf.write_text(f"{log} {{\n    rotate 100\n    missingok\n" + "".join(f"    {o}\n" for o in options) + "}\n")
-    conf.chmod(0o644)
-    writer = Writer(log)
-    writer.start()
-    wait_until(lambda: log.exists())
-    daemon = Daemon(f"{logs}/app.log*", "--sink", f"file:{out}", "--state-dir", str(tmp_path / "state"),
-                    "--log-level", "info", log=tmp_path / "logferry.log")
+    log, out, state, conf, writer, daemon = rotate_under_a_writer(tmp_path, options)
+    logs = log.parent
     try:
         for _ in range(5):
             time.sleep(1.2)  # dateext names have a one-second resolution

@@ -83,17 +83,8 @@ def on_disk(logs: Path) -> list[bytes]:
     ["create", "dateext", "dateformat -%Y%m%d-%s", "compress", "delaycompress"],
 ], ids=lambda o: "+".join(w.split()[0] for w in o))
 def test_logrotate_under_a_continuous_writer_loses_and_doubles_nothing(tmp_path: Path, options: list[str]) -> None:
-    logs, state = tmp_path / "logs", tmp_path / "logrotate.state"
-    logs.mkdir()
-    log, out = logs / "app.log", tmp_path / "out.log"
-    conf = tmp_path / "logrotate.conf"
-    conf.write_text(f"{log} {{\n    rotate 100\n    missingok\n" + "".join(f"    {o}\n" for o in options) + "}\n")
-    conf.chmod(0o644)
-    writer = Writer(log)
-    writer.start()
-    wait_until(lambda: log.exists())
-    daemon = Daemon(f"{logs}/app.log*", "--sink", f"file:{out}", "--state-dir", str(tmp_path / "state"),
-                    "--log-level", "info", log=tmp_path / "logferry.log")
+    log, out, state, conf, writer, daemon = rotate_under_a_writer(tmp_path, options)
+    logs = log.parent
     try:
         for _ in range(ROTATIONS):
             time.sleep(1.2)  # dateext names have a one-second resolution
@@ -132,3 +123,21 @@ def test_logrotate_under_a_continuous_writer_loses_and_doubles_nothing(tmp_path:
     assert not doubled, f"{summary}; e.g. {doubled[:3]}"
     assert not missing, f"{summary}; e.g. {missing[:3]}"
     assert len(disk) == len(set(disk))  # the writer's lines are unique: the harness itself is sound
+
+
+def rotate_under_a_writer(tmp_path: Path, options: list[str]) -> tuple[Path, Path, Path, Path, Writer, Daemon]:
+    """``logs/app.log`` written by a running :class:`Writer`, a logrotate config with ``options``
+    for it, and logferry following ``logs/app.log*``: (log, output, logrotate state, config, writer,
+    daemon)."""
+    logs, state = tmp_path / "logs", tmp_path / "logrotate.state"
+    logs.mkdir()
+    log, out = logs / "app.log", tmp_path / "out.log"
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text(f"{log} {{\n    rotate 100\n    missingok\n" + "".join(f"    {o}\n" for o in options) + "}\n")
+    conf.chmod(0o644)
+    writer = Writer(log)
+    writer.start()
+    wait_until(lambda: log.exists())
+    daemon = Daemon(f"{logs}/app.log*", "--sink", f"file:{out}", "--state-dir", str(tmp_path / "state"),
+                    "--log-level", "info", log=tmp_path / "logferry.log")
+    return log, out, state, conf, writer, daemon
