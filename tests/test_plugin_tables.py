@@ -184,3 +184,24 @@ def logferry_plugin_options():
     result = cli("run", str(tmp_path / "a.log"), "--once", "--state-dir", str(tmp_path / "s"),
                  env={"PYTHONPATH": str(lib)})
     assert result.returncode == 0 and result.stdout == "x\n", result.stderr
+
+
+def test_a_program_embedding_logferry_gives_a_table_in_settings_and_checking_it_twice_changes_nothing(
+    plugin_manager,
+) -> None:
+    import logferry
+    from logferry.settings import DURATION, PATH
+
+    class Declares:
+        @logferry.hookimpl
+        def logferry_plugin_options(self):
+            return {"mine": [logferry.PluginOption("root", PATH, Path("/var/log"), "Where."),
+                             logferry.PluginOption("wait", DURATION, 5.0, "How long.")]}
+
+    plugin_manager.register(Declares(), name="mine")
+    given = logferry.Settings(plugins={"mine": {"wait": "250ms"}})
+    checked = plugin_manager.configure(given)
+    assert checked.plugins == {"mine": {"root": Path("/var/log"), "wait": 0.25}}
+    assert plugin_manager.configure(checked) == checked
+    with pytest.raises(logferry.ConfigError, match="unknown key 'wiat' in \\[plugins.mine\\]"):
+        plugin_manager.configure(logferry.Settings(plugins={"mine": {"wiat": 1}}))

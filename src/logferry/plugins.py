@@ -265,7 +265,7 @@ class PluginHost:
         declared = self.plugin_options()
         where = f"{settings.config_file}: " if settings.config_file else ""
         plugins = {}
-        for table, given in settings.plugin_tables.items():
+        for table, given in {**settings.plugins, **settings.plugin_tables}.items():
             if table not in declared:
                 raise ConfigError(f"{where}unknown table [plugins.{table}]: no loaded plugin declares it (declared:"
                                   f" {', '.join(sorted(declared)) or 'none'}){self._unloaded_hint()}")

@@ -110,6 +110,8 @@ def _bool(value: Any) -> bool:
 
 
 def _path(value: Any) -> Path:
+    if isinstance(value, os.PathLike):  # a setting made in Python (or checked before)
+        value = os.fspath(value)
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a path, got {value!r}")
     return Path(os.path.expanduser(value))
@@ -211,8 +213,9 @@ class Settings:
     """The ``[plugins.NAME]`` tables as the file gives them (the plugins declare their keys)."""
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each present ``[plugins.NAME]`` table checked against the keys its plugin declares, with the
-    defaults of the keys not given: filled by ``PluginHost.configure``. A table not in the file is
-    not here, so a plugin can tell whether it was asked for."""
+    defaults of the keys not given: filled by ``PluginHost.configure`` (from ``plugin_tables``, and
+    from tables a program embedding logferry put here). A table not in the file is not here, so a
+    plugin can tell whether it was asked for."""
     config_file: str = field(default="", compare=False)
     """The config file the settings were read from (for messages), or ""."""
     state_dir: Path = field(default_factory=default_state_dir)
