@@ -345,11 +345,17 @@ def _lines_of(batch: Batch, text: Text) -> tuple[list[int], list[str]]:
     if batch.events is None and data.isascii():  # a character a byte: offsets from the texts' lengths
         lines = data.decode("ascii").split("\n")
         lines.pop()
-        offsets = list(itertools.accumulate(map(len, lines), initial=batch.offset))
-        offsets.pop()
-        return list(map(operator.add, offsets, itertools.count())), lines
+        return _starts(lines, batch.offset), lines
     offsets, raw = batch.split()
     return offsets, b"\n".join(raw).decode("utf-8", "surrogateescape").split("\n") if raw else []
+
+
+def _starts(lines: Sequence[str | bytes], start: int) -> list[int]:
+    """Where each of ``lines`` (a character or byte each, split at one-byte newlines) starts in the
+    file, the first at ``start``."""
+    offsets = list(map(operator.add, itertools.accumulate(map(len, lines), initial=start), itertools.count()))
+    offsets.pop()  # accumulate's last value is the end, not a line
+    return offsets
 
 
 def _decoded(data: bytes, start: int, text: Text) -> tuple[list[int], list[str]]:
@@ -359,9 +365,7 @@ def _decoded(data: bytes, start: int, text: Text) -> tuple[list[int], list[str]]
     if width == 1:  # latin-1, Shift_JIS, GBK…: a newline byte is always a newline
         raw = data.split(nl)
         raw.pop()  # data ends with a newline
-        offsets = list(map(operator.add, itertools.accumulate(map(len, raw), initial=start), itertools.count()))
-        offsets.pop()
-        return offsets, [line.decode(codec, "replace") for line in raw]
+        return _starts(raw, start), [line.decode(codec, "replace") for line in raw]
     offsets, lines, at = [], [], 0
     while at < len(data):
         end = data.find(nl, at)
