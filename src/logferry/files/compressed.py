@@ -98,6 +98,15 @@ class Content:
         self._magic, self._new, self._errors = FORMATS[kind]
         self.restart()
 
+    @property
+    def magic(self) -> bytes:
+        return self._magic
+
+    def starts(self, head: bytes) -> bool:
+        """Whether a file starting with ``head`` is in this compression format (an empty one may be
+        a compressor's output not written yet)."""
+        return head.startswith(self._magic) or self._magic.startswith(head)
+
     def restart(self) -> None:
         """From the file's first byte again."""
         self._decoder: _Decoder | None = None
@@ -258,6 +267,11 @@ class Decompressed:
         st = os.fstat(fd)
         content = self.content
         step = CompressedStep(st.st_nlink, read.discarding, st.st_size)
+        if not content.starts(os.pread(fd, len(content.magic), 0)):
+            # Its inode holds another file now (the first was removed and the number reused, by a
+            # plain log even): nothing of it is this file's content.
+            step.truncated = True
+            return step
         before = min(pos, GUARD)
         start = pos - before
         if start < self._at or st.st_size < content.read_to:  # back to an earlier offset, or rewritten
