@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from .identity import FP_MAX, GUARD, Key, digest, open_readonly
+from .identity import FP_MAX, GUARD, Key, digest, open_checked
 from .reader import Read, Step, cut_lines
 from .text import UTF8, text_of
 
@@ -223,13 +223,11 @@ def _guard(tail: bytes, data: bytes, at: int, offset: int) -> bytes:
 
 def guards_at(path: str, kind: str, key: Key, offsets: list[int]) -> Seen | None:
     """``survey`` of the file at ``path`` if it is still the file ``key``; None when it cannot be read."""
-    try:
-        fd = open_readonly(path)
-    except OSError:
+    fd = open_checked(path, key)
+    if fd is None:
         return None
     try:
-        st = os.fstat(fd)
-        return survey(fd, kind, offsets) if (st.st_dev, st.st_ino) == key else None
+        return survey(fd, kind, offsets)
     except OSError:
         return None
     finally:

@@ -197,6 +197,23 @@ def open_readonly(path: str) -> int:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
+def open_checked(path: str, key: Key) -> int | None:
+    """Open ``path`` if it is still the file ``key`` (a descriptor, or None); on a worker thread.
+    Whether its bytes are still those read before (not truncated, rewritten, or a reused inode) is
+    for the next read to find: it checks the guard before its offset and the head."""
+    try:
+        fd = open_readonly(path)
+    except OSError:
+        return None
+    try:
+        if key_of(os.fstat(fd)) == key:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
 class FingerprintIndex(Generic[T]):
     """Things indexed by fingerprint: a new file's head is matched by a few lookups (one per
     fingerprint length in use) instead of against every file."""

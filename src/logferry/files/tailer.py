@@ -26,7 +26,16 @@ from ..records.batch import Batch
 from ..settings import Settings
 from .compressed import CompressedStep, Decompressed, readable
 from .descriptors import Descriptors
-from .identity import EMPTY_GUARD, GUARD, ID_HEAD, Fingerprint, Key, key_of, line_id_base, next_origin, open_readonly
+from .identity import (
+    EMPTY_GUARD,
+    GUARD,
+    ID_HEAD,
+    Fingerprint,
+    Key,
+    line_id_base,
+    next_origin,
+    open_checked,
+)
 from .losses import Losses
 from .poller import Pollable
 from .reader import LinePolicy, Read, Step, read_step
@@ -749,20 +758,3 @@ class CompressedTailer(Tailer):
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def open_checked(path: str, key: Key) -> int | None:
-    """Open ``path`` if it is still the file ``key``; runs on a worker thread. Whether its bytes are
-    still those we read (not truncated, rewritten, or a reused inode) is for the next read to find:
-    it checks the guard before our offset and the head, and restarts the file if they changed."""
-    try:
-        fd = open_readonly(path)
-    except OSError:
-        return None
-    try:
-        if key_of(os.fstat(fd)) == key:
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
