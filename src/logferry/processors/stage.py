@@ -165,9 +165,10 @@ class Processing:
                     acks, file.pending = [*file.pending, position], []
                 elif partial is not None:
                     acks, file.pending = [*file.pending, partial], [position]
-                else:  # the held event began in an earlier batch
-                    acks = [p for p in file.pending if p.end <= held]
-                    file.pending = [p for p in file.pending if p.end > held] + [position]
+                else:  # what is held began in an earlier batch: nothing more is safe to acknowledge
+                    # (a pending batch's end may lie inside a record just released, its first lines
+                    # before that end: resuming there would ship its last lines as a record of their own)
+                    acks, file.pending = [], [*file.pending, position]
                 self._arm(file, key, None if position.more else held)
                 return await self._hand_on(key, out, routes, acks=acks, reserved=reserved)
         finally:
